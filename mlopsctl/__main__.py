@@ -1,0 +1,3 @@
+from mlopsctl.cli import main
+
+raise SystemExit(main())

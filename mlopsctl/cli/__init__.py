@@ -1,0 +1,126 @@
+"""The command line: a click group whose commands are imported only when run.
+
+``main`` is the one error boundary: MlopsError -> ``error:``/``hint:`` and its exit code, click
+usage errors -> 2, Ctrl-C -> 130, anything else -> 4 with the traceback saved to a log file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from mlopsctl import __version__
+
+# name -> (module, one-line summary). Summaries live here so `--help` imports no command.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("init", "Make this git repository a model registry."),
+    "bump": ("bump", "Register the next version of a model."),
+    "show": ("show", "List models, or the versions of one model."),
+    "history": ("history", "Show the registry's events, newest last."),
+    "fetch": ("fetch", "Restore a verified copy of a version's artifact."),
+    "verify": ("verify", "Re-check stored artifacts end to end."),
+    "doctor": ("doctor", "Check the repository's health."),
+    "key": ("key", "Export or import the registry's encryption key."),
+    "demo": ("demo", "Run a narrated demo in a temporary repository."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"mlopsctl.cli.cmd_{COMMANDS[cmd_name][0]}")
+        command: click.Command = module.command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, summary) for name, (_, summary) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Exit codes: 0 ok, 1 a gate or check failed, 2 usage error, 3 environment error, "
+    "4 internal error. Run `mlopsctl COMMAND --help` for examples.",
+)
+@click.version_option(__version__, "-V", "--version", prog_name="mlopsctl")
+@click.option("-C", "directory", metavar="PATH", help="Run as if started in PATH.")
+@click.option("--traceback", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
+def cli(directory: str | None, traceback: bool) -> None:
+    """mlopsctl: a Git-native model registry and release tool.
+
+    State lives in the repository (`.mlops/` manifests, GTO-compatible git tags, git notes);
+    artifacts are stored compressed and encrypted in a DVC remote.
+
+    \b
+    Quick tour:
+      mlopsctl init
+      mlopsctl bump churn --artifact model.pkl --metrics metrics.json
+      mlopsctl show churn
+      mlopsctl fetch churn@0.1.0 -o restored.pkl
+    """
+    if directory:
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot enter {directory}: {exc.strerror}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from mlopsctl.errors import ExitCode, MlopsError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    show_traceback = "--traceback" in args or os.environ.get("MLOPSCTL_TRACEBACK") == "1"
+    try:
+        cli.main(args=args, prog_name="mlopsctl", standalone_mode=False)
+    except MlopsError as exc:
+        if show_traceback:
+            import traceback
+
+            traceback.print_exc()
+        _err(f"error: {exc.message}")
+        if exc.hint:
+            _err(f"hint: {exc.hint}")
+        return int(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _err("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return int(ExitCode.OK)
+    except Exception:  # noqa: BLE001 - the boundary for bugs
+        return _report_bug(show_traceback)
+    return int(ExitCode.OK)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _report_bug(show_traceback: bool) -> int:
+    import tempfile
+    import traceback
+
+    text = traceback.format_exc()
+    if show_traceback:
+        _err(text)
+    fd, path = tempfile.mkstemp(prefix="mlopsctl-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    last = text.strip().splitlines()[-1]
+    _err(f"error: internal error: {last}")
+    _err(f"hint: this is a bug in mlopsctl; the traceback is in {path} (or rerun with --traceback)")
+    return 4

@@ -1,0 +1,1 @@
+"""Git adapters: the pure tag grammar, ref reads and compare-and-swap writes, notes."""

@@ -1,0 +1,164 @@
+"""Reading every tag with one ``git for-each-ref``; writing commits, tags and refs safely.
+
+Writes never touch the user's index or sweep up their changes: a commit is built in a temporary
+index from HEAD's tree plus our files, and the branch moves by compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+from mlopsctl.errors import ConflictError, EnvironmentProblem
+from mlopsctl.fsio import atomic_write
+from mlopsctl.gitops.git import GitFailed, git, git_ok, git_text
+
+# %00 separates fields; a record ends with an extra %00 before git's newline.
+_FIELDS = (
+    "%(refname)",
+    "%(objecttype)",
+    "%(objectname)",
+    "%(*objectname)",
+    "%(*objecttype)",
+    "%(taggername)",
+    "%(taggeremail)",
+    "%(taggerdate:unix)",
+    "%(taggerdate:iso-strict)",
+    "%(contents)",
+)
+_FORMAT = "%00".join(_FIELDS) + "%00"
+
+
+class TagRecord(NamedTuple):
+    """An annotated tag as read from git."""
+
+    name: str  # without refs/tags/
+    tag_sha: str
+    commit: str  # the peeled target
+    tagger_name: str
+    tagger_email: str
+    timestamp: int  # unix seconds
+    date_iso: str  # with the tagger's timezone
+    message: str
+
+
+def read_tags(root: Path) -> list[TagRecord]:
+    """Every annotated tag pointing at a commit, in one git call. Lightweight tags are skipped,
+    as GTO skips them."""
+    out = git(root, "for-each-ref", f"--format={_FORMAT}", "refs/tags")
+    fields = out.decode("utf-8", errors="replace").split("\0")
+    records: list[TagRecord] = []
+    width = len(_FIELDS)
+    for start in range(0, len(fields) - width + 1, width):
+        chunk = fields[start : start + width]
+        refname = chunk[0].lstrip("\n")
+        if chunk[1] != "tag" or chunk[4] != "commit" or not chunk[7]:
+            continue
+        records.append(
+            TagRecord(
+                name=refname.removeprefix("refs/tags/"),
+                tag_sha=chunk[2],
+                commit=chunk[3],
+                tagger_name=chunk[5],
+                tagger_email=chunk[6].strip("<>"),
+                timestamp=int(chunk[7]),
+                date_iso=chunk[8],
+                message=chunk[9],
+            )
+        )
+    return records
+
+
+def head_commit(root: Path) -> str | None:
+    try:
+        return git_text(root, "rev-parse", "--verify", "-q", "HEAD^{commit}")
+    except GitFailed:
+        return None
+
+
+def current_branch(root: Path) -> str:
+    """The branch HEAD points at (``refs/heads/...``); EnvironmentProblem when detached."""
+    try:
+        return git_text(root, "symbolic-ref", "-q", "HEAD")
+    except GitFailed as exc:
+        raise EnvironmentProblem(
+            "HEAD is detached: there is no branch to record the registry change on",
+            hint="git switch -c <branch>  (or check out an existing branch)",
+        ) from exc
+
+
+def commit_files(
+    root: Path,
+    files: Mapping[str, bytes],
+    message: str,
+    expected_head: str | None,
+) -> str:
+    """Commit ``files`` (repo-relative path -> content) on top of ``expected_head`` and move the
+    current branch there by compare-and-swap. Returns the new commit. ConflictError if the
+    branch moved meanwhile. Nothing else in the work tree or index is committed."""
+    branch = current_branch(root)
+    with tempfile.TemporaryDirectory(prefix="mlopsctl-index-") as tmp:
+        env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        if expected_head:
+            git(root, "read-tree", expected_head, env=env)
+        lines = []
+        for path, content in files.items():
+            blob = git_text(root, "hash-object", "-w", "--stdin", input=content)
+            lines.append(f"100644 {blob}\t{path}")
+        git(root, "update-index", "--add", "--index-info", input=("\n".join(lines) + "\n").encode(),
+            env=env)
+        tree = git_text(root, "write-tree", env=env)
+    parents = ["-p", expected_head] if expected_head else []
+    commit = git_text(root, "commit-tree", tree, *parents, "-F", "-", input=message.encode())
+    old = expected_head or ""
+    try:
+        git(root, "update-ref", "-m", f"mlopsctl: {message.splitlines()[0]}", branch, commit, old)
+    except GitFailed as exc:
+        raise ConflictError(
+            f"{branch.removeprefix('refs/heads/')} moved while mlopsctl was writing",
+            hint="run the command again",
+        ) from exc
+    return commit
+
+
+def sync_worktree(root: Path, files: Mapping[str, bytes]) -> None:
+    """Bring the work tree and the index in line with files just committed."""
+    for rel, content in files.items():
+        atomic_write(root / rel, content)
+    git(root, "update-index", "--add", "--", *files.keys())
+
+
+def create_tag(
+    root: Path,
+    name: str,
+    target: str,
+    message: str,
+    *,
+    sign: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Create the annotated tag ``name`` -> ``target``. git creates the ref only if it does not
+    exist (a locked compare-and-swap against the null id): ConflictError when it does."""
+    with tempfile.NamedTemporaryFile("wb", prefix="mlopsctl-tag-", delete=False) as fh:
+        fh.write(message.encode())
+    try:
+        flag = "-s" if sign else "-a"
+        git(root, "tag", flag, "--cleanup=verbatim", "-F", fh.name, name, target, env=env)
+    except GitFailed as exc:
+        if git_ok(root, "rev-parse", "-q", "--verify", f"refs/tags/{name}"):
+            raise ConflictError(f"tag {name} already exists") from exc
+        raise
+    finally:
+        os.unlink(fh.name)
+
+
+def delete_ref_if(root: Path, ref: str, expected: str) -> bool:
+    """Delete ``ref`` only if it still points at ``expected``."""
+    return git_ok(root, "update-ref", "-d", ref, expected)
+
+
+def move_ref_back(root: Path, ref: str, new: str, expected: str) -> bool:
+    return git_ok(root, "update-ref", ref, new, expected)

@@ -1,0 +1,142 @@
+"""``mlopsctl init``: make a git repository a registry, idempotently."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlopsctl import manifests as mf
+from mlopsctl.errors import EnvironmentProblem
+from mlopsctl.gitops import refs
+from mlopsctl.gitops.identity import repo_busy, require_identity
+from mlopsctl.templates import read_template
+from mlopsctl.workspace import Workspace, user_data_dir
+
+REMOTE_NAME = "mlops"
+GITIGNORE = b"# Stored blobs live in the DVC remote; deploy slots are local state.\n" \
+            b"/models/*/artifacts/*.zst\n/deploy/\n"
+
+
+@dataclass
+class InitResult:
+    root: Path
+    created: bool
+    remote_url: str
+    key_id: str
+    key_present: bool
+    commit: str | None = None
+    changed: list[str] = field(default_factory=list)
+
+
+def default_remote_url(registry_id: str) -> str:
+    """A local directory outside the work tree shared by every clone of this registry on this
+    machine; written as ``~/...`` when under HOME so that it follows the user."""
+    path = user_data_dir() / "remotes" / registry_id
+    home = Path.home()
+    try:
+        return "~/" + path.relative_to(home).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def init(start: Path | None = None, remote_url: str | None = None) -> InitResult:
+    ws = Workspace.find(start)
+    root = ws.root
+    actor = require_identity(root)
+    busy = repo_busy(root, ws.git_dir)
+    if busy:
+        raise EnvironmentProblem(f"{busy} is in progress", hint="finish or abort it first")
+    refs.current_branch(root)
+
+    from mlopsctl.store.keys import create_key, has_key
+
+    files: dict[str, bytes] = {}
+    if ws.initialized:
+        config = mf.load(ws.config_path, mf.Config, ws.rel(ws.config_path))
+        created = False
+        key_id = config.encryption.key_id or ""
+    else:
+        created = True
+        key_id = create_key()
+        policy = read_template("policy.yaml")
+        config = mf.Config(
+            registry_id=secrets.token_hex(8),
+            encryption=mf.Encryption(key_id=key_id),
+            constitutional_hash=mf.policy_hash(policy),
+        )
+        access = mf.parse_yaml(read_template("access.yaml"), mf.Access, "templates/access.yaml")
+        access.members.append(mf.Member(email=actor.email, name=actor.name, roles=["admin"]))
+        files[ws.rel(ws.policy_path)] = policy
+        files[ws.rel(ws.config_path)] = mf.dump(config)
+        files[ws.rel(ws.access_path)] = _access_yaml(access)
+        files[ws.rel(ws.mlops / ".gitignore")] = GITIGNORE
+
+    url = _configure_dvc(root, config.remote, remote_url, default_remote_url(config.registry_id))
+    for rel in (".dvc/config", ".dvc/.gitignore", ".dvcignore"):
+        path = root / rel
+        content = path.read_bytes() if path.is_file() else None
+        if content is not None and _committed(root, rel) != content:
+            files[rel] = content
+    local = _local_dir(root, url)
+    if local is not None:
+        local.mkdir(parents=True, exist_ok=True)
+
+    result = InitResult(root, created, url, key_id, has_key(key_id), changed=sorted(files))
+    if files:
+        head = refs.head_commit(root)
+        msg = "mlopsctl: initialise the model registry" if created else \
+            "mlopsctl: update the registry's configuration"
+        result.commit = refs.commit_files(root, files, msg, head)
+        refs.sync_worktree(root, files)
+    return result
+
+
+def _access_yaml(access: mf.Access) -> bytes:
+    header = read_template("access.yaml").split(b"schema_version:")[0]
+    return header + mf.dump(access)
+
+
+def _committed(root: Path, rel: str) -> bytes | None:
+    from mlopsctl.gitops.git import GitFailed, git
+
+    try:
+        return git(root, "cat-file", "blob", f"HEAD:{rel}")
+    except GitFailed:
+        return None
+
+
+def _local_dir(root: Path, url: str) -> Path | None:
+    from mlopsctl.store.remote import Remote
+
+    return Remote(root, REMOTE_NAME, url).local_dir
+
+
+def _configure_dvc(root: Path, name: str, asked_url: str | None, default_url: str) -> str:
+    """Initialise DVC if needed and make ``name`` the default remote, with analytics off.
+    Keeps an existing URL unless another is asked for. Returns the remote's URL."""
+    from mlopsctl.store.remote import read_dvc_config
+
+    current = read_dvc_config(root)
+    existing = current.get(f'remote "{name}"', {}).get("url")
+    core = current.get("core", {})
+    url = asked_url or existing or default_url
+    if (root / ".dvc").is_dir() and existing == url and core.get("remote") == name \
+            and core.get("analytics", "").lower() == "false":
+        return url
+    from dvc.repo import Repo
+
+    for logger in ("dvc", "dvc_data", "dvc_objects", "scmrepo"):
+        logging.getLogger(logger).setLevel(logging.CRITICAL)
+    if not (root / ".dvc").is_dir():
+        Repo.init(str(root)).close()
+    repo = Repo(str(root))
+    try:
+        with repo.config.edit("repo") as conf:
+            conf["core"]["remote"] = name
+            conf["core"]["analytics"] = False
+            conf["remote"][name] = {"url": url}
+    finally:
+        repo.close()
+    return url

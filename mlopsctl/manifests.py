@@ -1,0 +1,272 @@
+"""Pydantic models for every file under ``.mlops/``, and safe YAML reading and writing.
+
+Files are read with ``yaml.safe_load`` semantics into models with ``extra="forbid"``; a malformed
+file is an EnvironmentProblem (exit 3) naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mlopsctl.errors import EnvironmentProblem
+from mlopsctl.fsio import atomic_write
+
+SCHEMA_VERSION = 1
+M = TypeVar("M", bound="Strict")
+
+try:  # libyaml is 10x faster; fall back to pure Python where it is missing
+    _Loader: type = yaml.CSafeLoader
+    _Dumper: type = yaml.CSafeDumper
+except AttributeError:  # pragma: no cover
+    _Loader = yaml.SafeLoader
+    _Dumper = yaml.SafeDumper
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- config.yaml -------------------------------------------------------------------------------
+
+
+class Gate(Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+def _staging_gates() -> dict[str, Gate]:
+    return {
+        "accuracy": Gate(min=0.85),
+        "precision": Gate(min=0.80),
+        "recall": Gate(min=0.80),
+        "f1": Gate(min=0.80),
+        "latency_p95_ms": Gate(max=1500),
+        "latency_max_ms": Gate(max=2000),
+        "compliance": Gate(min=0.95),
+    }
+
+
+class Environment(Strict):
+    gates: dict[str, Gate] = Field(default_factory=_staging_gates)
+    requires: list[str] = Field(default_factory=list)  # environments a version must pass first
+    target: str = "local"
+    approvals: int = 0
+
+
+def default_environments() -> dict[str, Environment]:
+    return {
+        "staging": Environment(),
+        "production": Environment(requires=["staging"]),
+    }
+
+
+class PerformanceTargets(Strict):
+    response_time_ms: float = 2000.0
+    constitutional_compliance: float = 0.95
+    model_accuracy: float = 0.85
+    availability: float = 0.999
+    cost_savings: float = 0.0
+
+
+class Encryption(Strict):
+    cipher: Literal["aes-256-gcm"] = "aes-256-gcm"
+    key_id: str | None = None
+
+
+class Compression(Strict):
+    codec: Literal["zstd"] = "zstd"
+    level: int = Field(default=3, ge=1, le=22)
+
+
+class Alerts(Strict):
+    degradation: list[float] = Field(default_factory=lambda: [0.05, 0.10, 0.15])
+
+
+class Config(Strict):
+    schema_version: int = SCHEMA_VERSION
+    registry_id: str
+    remote: str = "mlops"  # the DVC remote's name; its URL lives in .dvc/config
+    encryption: Encryption = Field(default_factory=Encryption)
+    compression: Compression = Field(default_factory=Compression)
+    constitutional_hash: str
+    signing: Literal["off", "optional", "required"] = "optional"
+    environments: dict[str, Environment] = Field(default_factory=default_environments)
+    performance_targets: PerformanceTargets = Field(default_factory=PerformanceTargets)
+    alerts: Alerts = Field(default_factory=Alerts)
+
+
+# --- policy.yaml and access.yaml -----------------------------------------------------------------
+
+
+class Rule(Strict):
+    id: str
+    description: str = ""
+    check: str
+    weight: float = Field(default=1.0, gt=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Policy(Strict):
+    schema_version: int = SCHEMA_VERSION
+    name: str = "constitution"
+    rules: list[Rule] = Field(default_factory=list)
+
+
+class Member(Strict):
+    email: str
+    name: str | None = None
+    roles: list[str]
+    signing_key: str | None = None
+
+
+class Access(Strict):
+    schema_version: int = SCHEMA_VERSION
+    roles: dict[str, list[str]]
+    members: list[Member] = Field(default_factory=list)
+
+
+# --- models and versions ---------------------------------------------------------------------
+
+
+class Holdout(Strict):
+    path: str
+    target: str
+
+
+class ModelCard(Strict):
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    description: str = ""
+    owner: str = ""
+    task: str = ""
+    intended_use: str = ""
+    artifact: str = ""
+    holdout: Holdout | None = None
+
+
+class Stored(Strict):
+    codec: str
+    level: int
+    cipher: str
+    key_id: str | None
+    size: int
+    md5: str  # DVC's object id in the remote
+
+
+class ArtifactInfo(Strict):
+    path: str  # original file name, relative to the repo when inside it
+    format: str
+    sha256: str
+    size: int
+    stored: Stored
+
+
+class FileHash(Strict):
+    path: str
+    sha256: str
+
+
+class Lineage(Strict):
+    code_commit: str | None = None
+    code_dirty: bool = False
+    data: list[FileHash] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class VersionManifest(Strict):
+    schema_version: int = SCHEMA_VERSION
+    model: str
+    version: str
+    parent_version: str | None = None
+    created_at: str
+    created_by: str
+    message: str = ""
+    artifact: ArtifactInfo
+    config_file: FileHash | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    lineage: Lineage = Field(default_factory=Lineage)
+    policy_hash: str
+
+
+# --- io ------------------------------------------------------------------------------------------
+
+
+def parse_yaml(text: str | bytes, model: type[M], source: str) -> M:
+    """Parse YAML text into ``model``; EnvironmentProblem names the source, line and field."""
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise EnvironmentProblem(
+            f"{source}{where}: not valid YAML ({problem})",
+            hint=f"fix the file, or restore it with `git checkout -- {source}`",
+        ) from None
+    if data is None:
+        data = {}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(text, loc)
+        where = f":{line}" if line else ""
+        raise EnvironmentProblem(
+            f"{source}{where}: field '{field}': {err['msg']}",
+            hint=f"fix the file, or restore it with `git checkout -- {source}`",
+        ) from None
+
+
+def _line_of(text: str | bytes, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or the deepest existing parent)."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return None
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == str(key)), None)
+            if nxt is None:
+                break
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def load(path: Path, model: type[M], source: str | None = None) -> M:
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise EnvironmentProblem(f"{source or path} is missing") from None
+    return parse_yaml(text, model, source or str(path))
+
+
+def dump(obj: BaseModel) -> bytes:
+    data = obj.model_dump(mode="json", exclude_none=True)
+    text: str = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    return text.encode()
+
+
+def dump_data(data: Any) -> str:
+    return str(yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True))
+
+
+def save(path: Path, obj: BaseModel) -> None:
+    atomic_write(path, dump(obj))
+
+
+def policy_hash(content: bytes) -> str:
+    """The constitutional hash: sha256 of policy.yaml's bytes, first 16 hex digits."""
+    return hashlib.sha256(content).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Artifact storage: the streaming pipeline, keys, and the DVC remote adapter."""

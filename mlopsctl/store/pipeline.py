@@ -1,0 +1,209 @@
+"""The artifact pipeline: one streaming pass, constant memory.
+
+    original bytes -> sha256 -> zstd (content size in the frame) -> AES-256-GCM in chunks -> blob
+
+Blob layout: a 44-byte header (magic, chunk size, 16-byte salt, key id), then chunks of
+``chunk size`` ciphertext + 16-byte tag, the last one shorter or equal. Each blob has its own key,
+HKDF(master key, salt). Chunk nonces follow the STREAM construction: a 32-bit counter and a
+last-chunk flag, so reordered, dropped or truncated chunks fail. Every chunk's associated data binds
+the header, model and version; the last chunk's also binds the sha256 of the original bytes, so a
+blob of v1 cannot be replayed as v2 and an end cut at a chunk boundary is detected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections.abc import Callable
+from typing import BinaryIO, NamedTuple
+
+from mlopsctl.errors import EnvironmentProblem, IntegrityError
+
+MAGIC = b"MLOPSAE1"
+CHUNK = 1 << 20
+READ_BLOCK = 4 << 20
+TAG_BYTES = 16
+_HEADER = struct.Struct(">8sI16s16s")
+HEADER_BYTES = _HEADER.size
+
+Progress = Callable[[int], None]  # called with bytes processed since the last call
+
+
+class StoredBlob(NamedTuple):
+    sha256: str  # of the original bytes
+    size: int
+    stored_size: int
+    md5: str  # of the stored blob: DVC's object id
+
+
+def _aead(key: bytes, salt: bytes):  # type: ignore[no-untyped-def]
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    subkey = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"mlopsctl blob v1").derive(
+        key
+    )
+    return AESGCM(subkey)
+
+
+def _nonce(index: int, last: bool) -> bytes:
+    if index >= 1 << 32:
+        raise IntegrityError("artifact too large for one blob (over 4 PiB)")
+    return b"\0" * 7 + struct.pack(">IB", index, 1 if last else 0)
+
+
+def _aad(header: bytes, model: str, version: str) -> bytes:
+    return header + model.encode() + b"\0" + version.encode() + b"\0"
+
+
+def encrypt_file(
+    src: BinaryIO,
+    dst: BinaryIO,
+    *,
+    key: bytes,
+    key_id: str,
+    model: str,
+    version: str,
+    level: int = 3,
+    progress: Progress | None = None,
+) -> StoredBlob:
+    """Stream ``src`` into ``dst`` as an encrypted, compressed blob bound to model@version."""
+    import zstandard
+
+    size = os.fstat(src.fileno()).st_size
+    salt = os.urandom(16)
+    header = _HEADER.pack(MAGIC, CHUNK, salt, key_id.encode().ljust(16, b"\0")[:16])
+    aead = _aead(key, salt)
+    aad = _aad(header, model, version)
+    sha = hashlib.sha256()
+    md5 = hashlib.md5()  # noqa: S324 - DVC's content address, not a security check
+    dst.write(header)
+    md5.update(header)
+    stored = len(header)
+    index = 0
+    pending: bytes | None = None
+
+    def seal(chunk: bytes, last: bool, extra: bytes = b"") -> None:
+        nonlocal index, stored
+        sealed = aead.encrypt(_nonce(index, last), chunk, aad + extra)
+        dst.write(sealed)
+        md5.update(sealed)
+        stored += len(sealed)
+        index += 1
+
+    cctx = zstandard.ZstdCompressor(level=level, threads=-1, write_content_size=True)
+    chunker = cctx.chunker(size=size, chunk_size=CHUNK)
+    buf = bytearray(READ_BLOCK)
+    view = memoryview(buf)
+    total = 0
+    while True:
+        n = src.readinto(buf)  # type: ignore[attr-defined]
+        if not n:
+            break
+        data = view[:n]
+        sha.update(data)
+        total += n
+        for out in chunker.compress(data):
+            if pending is not None:
+                seal(pending, False)
+            pending = out
+        if progress:
+            progress(n)
+    if total != size:
+        raise EnvironmentProblem("the artifact changed size while it was being read")
+    for out in chunker.finish():
+        if pending is not None:
+            seal(pending, False)
+        pending = out
+    assert pending is not None  # a zstd frame is never empty
+    seal(pending, True, sha.digest())
+    return StoredBlob(sha.hexdigest(), total, stored, md5.hexdigest())
+
+
+def read_header(src: BinaryIO) -> tuple[bytes, int, bytes, str]:
+    header = src.read(HEADER_BYTES)
+    if len(header) < HEADER_BYTES:
+        raise IntegrityError("the stored blob is truncated (no complete header)")
+    magic, chunk, salt, kid = _HEADER.unpack(header)
+    if magic != MAGIC or not 0 < chunk <= 64 << 20:
+        raise IntegrityError("the stored blob is not an mlopsctl artifact (bad header)")
+    return header, chunk, salt, kid.rstrip(b"\0").decode(errors="replace")
+
+
+class _HashingSink:
+    def __init__(self, dst: BinaryIO | None) -> None:
+        self.dst = dst
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        if self.dst is not None:
+            self.dst.write(data)
+        return len(data)
+
+
+def decrypt_file(
+    src: BinaryIO,
+    dst: BinaryIO | None,
+    *,
+    key: bytes,
+    key_id: str,
+    model: str,
+    version: str,
+    expected_sha256: str,
+    expected_size: int | None = None,
+    progress: Progress | None = None,
+) -> str:
+    """Decrypt, decompress and hash ``src`` into ``dst`` (or only hash, when ``dst`` is None).
+    Raises IntegrityError unless every chunk authenticates and the sha256 matches."""
+    import zstandard
+    from cryptography.exceptions import InvalidTag
+
+    header, chunk, salt, blob_kid = read_header(src)
+    if blob_kid != key_id:
+        raise EnvironmentProblem(
+            f"{model}@{version} is encrypted with key {blob_kid}, not {key_id}",
+            hint="set MLOPSCTL_KEY to the key this registry was written with",
+        )
+    aead = _aead(key, salt)
+    aad = _aad(header, model, version)
+    sink = _HashingSink(dst)
+    writer = zstandard.ZstdDecompressor().stream_writer(sink, write_return_read=True)
+    step = chunk + TAG_BYTES
+    current = src.read(step)
+    if not current:
+        raise IntegrityError(f"the stored blob of {model}@{version} is truncated (no data)")
+    index = 0
+    try:
+        while True:
+            following = src.read(step)
+            last = not following
+            extra = bytes.fromhex(expected_sha256) if last else b""
+            plain = aead.decrypt(_nonce(index, last), current, aad + extra)
+            writer.write(plain)
+            if progress:
+                progress(len(current))
+            if last:
+                break
+            current, index = following, index + 1
+        writer.flush()
+    except InvalidTag:
+        raise IntegrityError(
+            f"the stored blob of {model}@{version} fails authentication: it was altered, "
+            "truncated, or belongs to another version",
+            hint="mlopsctl verify  (re-register the version from the original file if needed)",
+        ) from None
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"the stored blob of {model}@{version} does not decompress: {exc}") \
+            from None
+    digest = sink.sha.hexdigest()
+    if digest != expected_sha256 or (expected_size is not None and sink.size != expected_size):
+        raise IntegrityError(
+            f"{model}@{version}: restored bytes do not match the manifest "
+            f"(sha256 {digest[:12]}..., expected {expected_sha256[:12]}...)"
+        )
+    return digest

@@ -1,0 +1,319 @@
+"""Registering versions: the service behind ``mlopsctl bump`` and ``MLOpsManager``.
+
+Order of effects, so a crash at any point leaves no tag without its data:
+stream the artifact to a staging blob -> (under the repo lock) publish the blob to the remote ->
+commit manifest + pointer + card -> create the tag ``MODEL@vX.Y.Z`` (compare-and-swap).
+A lost race for a version number re-plans the next number and re-seals the blob, since the
+version is bound into the blob's authentication data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mlopsctl import manifests as mf
+from mlopsctl import registry as reg
+from mlopsctl import semver
+from mlopsctl.errors import ConflictError, EnvironmentProblem, UsageError
+from mlopsctl.fsio import atomic_write, file_lock, sha256_file
+from mlopsctl.gitops import refs
+from mlopsctl.gitops import tags as T
+from mlopsctl.gitops.identity import Identity, repo_busy, require_identity
+from mlopsctl.project import Project
+
+MAX_ATTEMPTS = 8
+
+FORMATS = {
+    ".pkl": "sklearn-pickle",
+    ".pickle": "sklearn-pickle",
+    ".joblib": "joblib",
+    ".skops": "skops",
+    ".onnx": "onnx",
+}
+
+
+class Reporter:
+    """Progress callbacks a front end may fill in; services never print."""
+
+    def start(self, label: str, total: int) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+
+@dataclass
+class BumpRequest:
+    model: str
+    artifact: Path | None = None
+    part: str | None = None  # major / minor / patch; default minor
+    version: str | None = None  # explicit
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    data: Sequence[Path] = ()
+    config_file: Path | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class BumpResult:
+    manifest: mf.VersionManifest
+    tag: str
+    commit: str
+    retries: int
+
+
+def read_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A JSON or YAML file holding a mapping (metrics, params)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UsageError(f"{what} file {path} does not exist") from None
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # noqa: BLE001 - json and yaml raise different types
+        raise UsageError(f"{what} file {path} cannot be parsed: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{what} file {path} must hold a mapping of names to values")
+    return data
+
+
+def read_metrics(path: Path) -> dict[str, float]:
+    flat: dict[str, float] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"metric '{prefix}' in {path} is not a number: {value!r}")
+        else:
+            flat[prefix] = float(value)
+
+    walk("", read_mapping(path, "metrics"))
+    return flat
+
+
+def _file_hash(root: Path, path: Path, what: str) -> mf.FileHash:
+    if not path.is_file():
+        raise UsageError(f"{what} {path} does not exist or is not a file")
+    return mf.FileHash(path=_display_path(root, path), sha256=sha256_file(path))
+
+
+def _display_path(root: Path, path: Path) -> str:
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(root).as_posix()
+    except ValueError:
+        return resolved.name
+
+
+def _plan(state: reg.ModelState | None, req: BumpRequest) -> tuple[semver.Version, str | None]:
+    """(version to register, parent version) from the registry and the request."""
+    existing = state.versions if state else {}
+    parent = state.latest.number if state and state.latest else None
+    if req.version:
+        wanted = semver.parse(req.version)
+        if wanted.tag in existing:
+            raise UsageError(
+                f"{req.model} already has version {wanted}",
+                hint=f"versions are immutable: pick another, e.g. `--patch` (mlopsctl show {req.model})",
+            )
+        return wanted, parent
+    current = semver.greatest([v.semver for v in existing.values()])
+    return semver.bump(current, req.part or "minor"), parent
+
+
+def _tag_message(manifest: mf.VersionManifest, actor: Identity) -> str:
+    title = f"Register {manifest.model} v{manifest.version}"
+    if manifest.message:
+        title += f": {manifest.message.splitlines()[0]}"
+    data = {
+        reg.DATA_KEY: {
+            "schema_version": mf.SCHEMA_VERSION,
+            "event": "register",
+            "actor": str(actor),
+            "model": manifest.model,
+            "version": manifest.version,
+            "parent_version": manifest.parent_version,
+            "artifact_sha256": manifest.artifact.sha256,
+            "policy_hash": manifest.policy_hash,
+        }
+    }
+    return f"{title}\n\n{mf.dump_data(data)}"
+
+
+def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -> BumpResult:
+    reporter = reporter or Reporter()
+    T.check_name(req.model)
+    ws = project.ws
+    root = project.root
+    policy_hash = project.require_policy_pin()
+    actor = require_identity(root)
+    busy = repo_busy(root, ws.git_dir)
+    if busy:
+        raise EnvironmentProblem(f"{busy} is in progress", hint="finish or abort it first")
+    refs.current_branch(root)
+
+    card = project.card(req.model)
+    artifact = req.artifact
+    if artifact is None and card and card.artifact:
+        artifact = root / card.artifact
+    if artifact is None:
+        raise UsageError(f"no artifact given for {req.model}",
+                         hint=f"mlopsctl bump {req.model} --artifact PATH")
+    artifact = Path(artifact)
+    if not artifact.is_file():
+        raise UsageError(f"artifact {artifact} does not exist or is not a file")
+    if req.part and req.version:
+        raise UsageError("give either --version or one of --major/--minor/--patch, not both")
+
+    data_hashes = [_file_hash(root, Path(p), "data file") for p in req.data]
+    config_hash = _file_hash(root, req.config_file, "config file") if req.config_file else None
+    remote = project.remote
+    key = project.key()
+    kid = project.config.encryption.key_id or ""
+    level = project.config.compression.level
+
+    state = reg.load(root).model(req.model)
+    version, parent = _plan(state, req)
+    staging = remote.staging_dir()
+    for attempt in range(MAX_ATTEMPTS):
+        blob_path = staging / f"{req.model}-{version}-{os.getpid()}.blob"
+        try:
+            stored = _seal(artifact, blob_path, key, kid, req.model, str(version), level, reporter)
+            with file_lock(ws.lock_path, on_wait=lambda: reporter.note("waiting for another "
+                                                                        "mlopsctl process...")):
+                state = reg.load(root).model(req.model)
+                if state and version.tag in state.versions:
+                    if req.version:
+                        raise ConflictError(
+                            f"{req.model} v{version} was registered by another process meanwhile",
+                            hint=f"mlopsctl show {req.model}",
+                        )
+                    version, parent = _plan(state, req)
+                    continue
+                try:
+                    return _publish(project, req, actor, artifact, stored, blob_path, version,
+                                    parent, data_hashes, config_hash, policy_hash, attempt)
+                except ConflictError:
+                    if req.version:
+                        raise
+                    version, parent = _plan(reg.load(root).model(req.model), req)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                blob_path.unlink()
+    raise ConflictError(f"gave up registering {req.model} after {MAX_ATTEMPTS} lost races",
+                        hint="run the command again")
+
+
+def _seal(artifact: Path, dest: Path, key: bytes, kid: str, model: str, version: str,
+          level: int, reporter: Reporter):  # type: ignore[no-untyped-def]
+    from mlopsctl.store.pipeline import encrypt_file
+
+    size = artifact.stat().st_size
+    reporter.start(f"sealing {artifact.name}", size)
+    try:
+        with open(artifact, "rb") as src, open(dest, "wb") as dst:
+            stored = encrypt_file(src, dst, key=key, key_id=kid, model=model, version=version,
+                                  level=level, progress=reporter.advance)
+            dst.flush()
+            os.fsync(dst.fileno())
+    finally:
+        reporter.stop()
+    return stored
+
+
+def _publish(project: Project, req: BumpRequest, actor: Identity, artifact: Path, stored: Any,
+             blob_path: Path, version: semver.Version, parent: str | None,
+             data_hashes: list[mf.FileHash], config_hash: mf.FileHash | None,
+             policy_hash: str, attempt: int) -> BumpResult:
+    """Under the lock: remote first, then the commit, then the tag."""
+    from mlopsctl.store.remote import pointer_text
+
+    ws, root = project.ws, project.root
+    number = str(version)
+    pointer = ws.pointer_path(req.model, number)
+    pointer_bytes = pointer_text(f"{number}.zst", stored.md5, stored.stored_size)
+    atomic_write(pointer, pointer_bytes)
+    project.remote.put(blob_path, stored.md5, pointer)
+
+    head = refs.head_commit(root)
+    dirty = _is_dirty(root)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    manifest = mf.VersionManifest(
+        model=req.model,
+        version=number,
+        parent_version=parent,
+        created_at=now.isoformat().replace("+00:00", "Z"),
+        created_by=str(actor),
+        message=req.message,
+        artifact=mf.ArtifactInfo(
+            path=_display_path(root, artifact),
+            format=FORMATS.get(artifact.suffix.lower(), "binary"),
+            sha256=stored.sha256,
+            size=stored.size,
+            stored=mf.Stored(codec="zstd", level=project.config.compression.level,
+                             cipher=project.config.encryption.cipher,
+                             key_id=project.config.encryption.key_id, size=stored.stored_size,
+                             md5=stored.md5),
+        ),
+        config_file=config_hash,
+        metrics=req.metrics,
+        lineage=mf.Lineage(code_commit=head, code_dirty=dirty, data=data_hashes,
+                           params=req.params),
+        policy_hash=policy_hash,
+    )
+    files: dict[str, bytes] = {
+        ws.rel(ws.manifest_path(req.model, number)): mf.dump(manifest),
+        ws.rel(pointer): pointer_bytes,
+    }
+    card = project.card(req.model)
+    if card is None:
+        card = mf.ModelCard(name=req.model, owner=actor.email,
+                            artifact=_display_path(root, artifact))
+        files[ws.rel(ws.card_path(req.model))] = mf.dump(card)
+    elif not card.artifact:
+        card.artifact = _display_path(root, artifact)
+        files[ws.rel(ws.card_path(req.model))] = mf.dump(card)
+
+    commit_msg = f"mlopsctl: register {req.model} v{number}"
+    if req.message:
+        commit_msg += f"\n\n{req.message}"
+    commit = refs.commit_files(root, files, commit_msg, head)
+    tag = T.format_tag(T.TagEvent(T.REGISTER, req.model, version.tag))
+    try:
+        refs.create_tag(root, tag, commit, _tag_message(manifest, actor))
+    except ConflictError:
+        # Someone created the tag outside our lock: undo our commit if nobody built on it.
+        branch = refs.current_branch(root)
+        if head:
+            refs.move_ref_back(root, branch, head, commit)
+        raise
+    refs.sync_worktree(root, files)
+    return BumpResult(manifest, tag, commit, attempt)
+
+
+def _is_dirty(root: Path) -> bool:
+    from mlopsctl.gitops.git import git
+
+    out = git(root, "status", "--porcelain", "--untracked-files=no", "--ignore-submodules")
+    return bool(out.strip())
+
+

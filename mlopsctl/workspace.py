@@ -1,0 +1,110 @@
+"""Where things live: the repository root, the ``.mlops/`` layout, and the per-user directories
+(keys, default remotes). The only module that knows these paths."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from mlopsctl.errors import EnvironmentProblem
+
+MLOPS_DIR = ".mlops"
+NOTES_REF = "refs/notes/mlops"
+
+
+def user_config_dir() -> Path:
+    """Per-user config (encryption keys): $MLOPSCTL_CONFIG_DIR, else $XDG_CONFIG_HOME/mlopsctl."""
+    if env := os.environ.get("MLOPSCTL_CONFIG_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
+    return Path(base) / "mlopsctl"
+
+
+def user_data_dir() -> Path:
+    """Per-user data (the default artifact remotes): $MLOPSCTL_DATA_DIR, else
+    $XDG_DATA_HOME/mlopsctl."""
+    if env := os.environ.get("MLOPSCTL_DATA_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "mlopsctl"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The top of the git work tree containing ``start`` (cwd by default). Walks up looking for
+    ``.git`` (a directory, or a file for worktrees/submodules) without running git."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    raise EnvironmentProblem(
+        f"not inside a git repository: {here}",
+        hint="run `git init` first, or cd into your project",
+    )
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Workspace:
+        return cls(find_root(start))
+
+    @property
+    def mlops(self) -> Path:
+        return self.root / MLOPS_DIR
+
+    @property
+    def config_path(self) -> Path:
+        return self.mlops / "config.yaml"
+
+    @property
+    def policy_path(self) -> Path:
+        return self.mlops / "policy.yaml"
+
+    @property
+    def access_path(self) -> Path:
+        return self.mlops / "access.yaml"
+
+    @property
+    def initialized(self) -> bool:
+        return self.config_path.is_file()
+
+    def model_dir(self, model: str) -> Path:
+        return self.mlops / "models" / model
+
+    def card_path(self, model: str) -> Path:
+        return self.model_dir(model) / "model.yaml"
+
+    def manifest_path(self, model: str, version: str) -> Path:
+        return self.model_dir(model) / "versions" / f"{version}.yaml"
+
+    def pointer_path(self, model: str, version: str) -> Path:
+        """The ``.dvc`` file DVC understands; its output is the (gitignored) stored blob."""
+        return self.model_dir(model) / "artifacts" / f"{version}.zst.dvc"
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    @cached_property
+    def git_dir(self) -> Path:
+        """The common git dir (shared by linked worktrees): where our lock lives."""
+        dot_git = self.root / ".git"
+        if dot_git.is_dir():
+            return dot_git
+        from mlopsctl.gitops.git import git_text
+
+        return Path(git_text(self.root, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+
+    @property
+    def lock_path(self) -> Path:
+        return self.git_dir / "mlopsctl.lock"
+
+    def require_initialized(self) -> None:
+        if not self.initialized:
+            raise EnvironmentProblem(
+                f"{self.root} has no mlopsctl registry ({MLOPS_DIR}/config.yaml is missing)",
+                hint="mlopsctl init",
+            )
