@@ -13,7 +13,7 @@ PROGRESS_MIN_BYTES = 8 << 20
 
 
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(data, indent=4, default=str) + "\n")
 
 
 def out():  # type: ignore[no-untyped-def]

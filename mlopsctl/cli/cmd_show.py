@@ -1,0 +1,110 @@
+"""``mlopsctl show``."""
+
+from __future__ import annotations
+
+import click
+
+from mlopsctl.cli import console
+
+
+@click.command("show")
+@click.argument("model", required=False)
+@click.option("--all", "show_all", is_flag=True, help="Include deprecated models.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON (without MODEL: the same document as `gto show --json`).")
+def command(model: str | None, show_all: bool, as_json: bool) -> None:
+    """List models, or the versions of one model.
+
+    Built from one `git for-each-ref` over the tags, so a registry written by GTO or by hand is
+    listed too; version manifests add sizes, hashes and metrics.
+
+    \b
+    Example:
+      mlopsctl show
+      mlopsctl show churn
+      mlopsctl show --json | jq '.churn.stage.production'
+    """
+    from mlopsctl import registry as reg
+    from mlopsctl import views
+    from mlopsctl.errors import UsageError
+    from mlopsctl.gitops.tags import check_name
+    from mlopsctl.workspace import Workspace
+
+    if model is not None:
+        check_name(model)
+    ws = Workspace.find()
+    registry = reg.load(ws.root)
+    _warn_drift(ws)
+    if model is None:
+        doc = views.summary(registry, include_deprecated=show_all)
+        if as_json:
+            console.emit_json(doc)
+        else:
+            _render_summary(doc)
+        return
+    state = registry.model(model)
+    if state is None:
+        raise UsageError(f"unknown model '{model}'", hint="mlopsctl show")
+    manifests = _manifests(ws, state)
+    detail = views.model_detail(state, manifests)
+    if as_json:
+        console.emit_json(detail)
+    else:
+        _render_detail(detail)
+
+
+def _warn_drift(ws) -> None:  # type: ignore[no-untyped-def]
+    if not ws.initialized:
+        return
+    from mlopsctl.errors import MlopsError
+    from mlopsctl.project import Project
+
+    try:
+        drift = Project.open(ws.root).policy_drift()
+    except MlopsError:
+        return
+    if drift:
+        console.note(f"warning: {drift}")
+
+
+def _manifests(ws, state) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    from mlopsctl import manifests as mf
+
+    out: dict[str, object] = {}
+    for entry in state.versions.values():
+        path = ws.manifest_path(state.name, entry.number)
+        if path.is_file():
+            out[entry.version] = mf.load(path, mf.VersionManifest, ws.rel(path)).model_dump(
+                mode="json", exclude_none=True)
+    return out
+
+
+def _render_summary(doc: dict[str, dict[str, object]]) -> None:
+    if not doc:
+        console.note("No models registered yet. Register one with: mlopsctl bump MODEL "
+                     "--artifact PATH")
+        return
+    stages = sorted({s for m in doc.values() for s in m["stage"]})  # type: ignore[attr-defined]
+    t = console.table("model", "latest", *stages)
+    for name, m in doc.items():
+        label = name if m["active"] else f"{name} (deprecated)"
+        t.add_row(label, str(m["version"] or "-"),
+                  *(str(m["stage"].get(s, "-")) for s in stages))  # type: ignore[attr-defined]
+    console.out().print(t)
+
+
+def _render_detail(detail: dict[str, object]) -> None:
+    t = console.table("version", "created", "stages", "size", "sha256", "metrics", "message",
+                      title=f"{detail['model']}")
+    for v in detail["versions"]:  # type: ignore[attr-defined]
+        m = v["manifest"] or {}
+        art = m.get("artifact", {})
+        metrics = ", ".join(f"{k}={val:.3g}" for k, val in list(m.get("metrics", {}).items())[:3])
+        size = console.human_size(art["size"]) if art else "-"
+        version = v["version"] if v["registered"] else f"{v['version']} (deregistered)"
+        t.add_row(version, v["created_at"][:16].replace("T", " "),
+                  ", ".join(v["stages"]) or "-", size, art.get("sha256", "-")[:10],
+                  metrics or "-", m.get("message", v["message"]) or "")
+    for col in t.columns[:5]:
+        col.no_wrap = True
+    console.out().print(t)
