@@ -19,7 +19,9 @@ def emit_json(data: Any) -> None:
 def out():  # type: ignore[no-untyped-def]
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    # Piped output is not cut to 80 columns: tables stay readable in logs and CI.
+    width = None if sys.stdout.isatty() else 120
+    return Console(highlight=False, soft_wrap=True, width=width)
 
 
 def err():  # type: ignore[no-untyped-def]

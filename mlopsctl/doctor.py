@@ -1,0 +1,147 @@
+"""``mlopsctl doctor``: repository health, as a list of findings (pure reporting, no fixes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlopsctl.errors import MlopsError
+from mlopsctl.workspace import Workspace
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: str
+    detail: str
+    hint: str = ""
+
+
+def diagnose(start: Path | None = None) -> list[Finding]:
+    ws = Workspace.find(start)
+    findings = [_identity(ws), _busy(ws)]
+    if not ws.initialized:
+        findings.append(Finding("registry", FAIL, ".mlops/config.yaml is missing", "mlopsctl init"))
+        return findings
+    from mlopsctl.project import Project
+
+    try:
+        project = Project.open(ws.root)
+    except MlopsError as exc:
+        findings.append(Finding("config", FAIL, exc.message, exc.hint or ""))
+        return findings
+    findings.append(Finding("config", OK, ".mlops/config.yaml parses"))
+    findings += [_dvc(project), _remote(project), _key(project), _policy(project)]
+    findings += _tags(project)
+    return findings
+
+
+def _identity(ws: Workspace) -> Finding:
+    from mlopsctl.gitops.identity import find_identity
+
+    ident = find_identity(ws.root)
+    if ident is None:
+        return Finding("git identity", FAIL, "user.name / user.email are not set",
+                       'git config --global user.name "Your Name" && '
+                       "git config --global user.email you@example.com")
+    return Finding("git identity", OK, str(ident))
+
+
+def _busy(ws: Workspace) -> Finding:
+    from mlopsctl.gitops.identity import repo_busy
+
+    what = repo_busy(ws.root, ws.git_dir)
+    if what:
+        return Finding("git state", FAIL, f"{what} is in progress", "finish or abort it first")
+    return Finding("git state", OK, "no merge, rebase or cherry-pick in progress")
+
+
+def _dvc(project) -> Finding:  # type: ignore[no-untyped-def]
+    from mlopsctl.store.remote import read_dvc_config
+
+    if not (project.root / ".dvc").is_dir():
+        return Finding("dvc", FAIL, "DVC is not initialised", "mlopsctl init")
+    conf = read_dvc_config(project.root)
+    if conf.get("core", {}).get("analytics", "").lower() != "false":
+        return Finding("dvc", WARN, "DVC analytics are on", "dvc config core.analytics false")
+    return Finding("dvc", OK, f"default remote '{conf.get('core', {}).get('remote', '?')}'")
+
+
+def _remote(project) -> Finding:  # type: ignore[no-untyped-def]
+    try:
+        remote = project.remote
+    except MlopsError as exc:
+        return Finding("remote", FAIL, exc.message, exc.hint or "")
+    ok, detail = remote.reachable()
+    return Finding("remote", OK if ok else FAIL, detail,
+                   "" if ok else "mlopsctl init --remote URL  (or create the directory)")
+
+
+def _key(project) -> Finding:  # type: ignore[no-untyped-def]
+    try:
+        project.key()
+    except MlopsError as exc:
+        return Finding("encryption key", FAIL, exc.message, exc.hint or "")
+    return Finding("encryption key", OK, f"{project.config.encryption.key_id} available")
+
+
+def _policy(project) -> Finding:  # type: ignore[no-untyped-def]
+    try:
+        drift = project.policy_drift()
+    except MlopsError as exc:
+        return Finding("policy pin", FAIL, exc.message, exc.hint or "")
+    if drift:
+        return Finding("policy pin", FAIL, drift, "review it, then `mlopsctl policy accept`")
+    return Finding("policy pin", OK, f"policy.yaml matches {project.config.constitutional_hash}")
+
+
+def _tags(project) -> list[Finding]:  # type: ignore[no-untyped-def]
+    from mlopsctl.gitops import tags as T
+    from mlopsctl.gitops.git import GitFailed, git
+    from mlopsctl.gitops.refs import read_tags
+
+    records = read_tags(project.root)
+    odd = [r.name for r in records if T.parse_tag(r.name) is None and ("@" in r.name or
+                                                                         "#" in r.name)]
+    created = [r.name for r in records if r.name.endswith("@created")]
+    out = []
+    if odd or created:
+        out.append(Finding("tags", WARN, "tags that look like registry events but do not parse: "
+                           + ", ".join((odd + created)[:10]),
+                           "GTO ignores (or, for name@created, crashes on) these"))
+    else:
+        out.append(Finding("tags", OK, f"{len(records)} annotated tags parse"))
+    try:
+        upstream_remotes = git(project.root, "remote").decode().split()
+    except GitFailed:
+        upstream_remotes = []
+    if not upstream_remotes:
+        out.append(Finding("push", OK, "no git remote configured (nothing to push)"))
+        return out
+    remote = "origin" if "origin" in upstream_remotes else upstream_remotes[0]
+    local = {r.name for r in records if T.parse_tag(r.name)}
+    try:
+        unpushed = sorted(_unpushed_tags(project.root, remote, local))
+    except GitFailed as exc:
+        out.append(Finding("push", WARN, f"could not reach git remote {remote}: "
+                           f"{exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else ''}"))
+        return out
+    if unpushed:
+        out.append(Finding("push", WARN, f"{len(unpushed)} registry tags not on {remote}: "
+                           + ", ".join(unpushed[:5]) + ("..." if len(unpushed) > 5 else ""),
+                           f"git push {remote} --tags"))
+    else:
+        out.append(Finding("push", OK, f"every registry tag is on {remote}"))
+    return out
+
+
+def _unpushed_tags(root: Path, remote: str, local: set[str]) -> set[str]:
+    """Registry tags missing from ``remote`` (asks the remote with one `git ls-remote`)."""
+    from mlopsctl.gitops.git import git
+
+    out = git(root, "ls-remote", "--tags", remote, env={"GIT_TERMINAL_PROMPT": "0"}).decode()
+    theirs = {line.split("\t", 1)[1].removeprefix("refs/tags/").removesuffix("^{}")
+              for line in out.splitlines() if "\t" in line}
+    return local - theirs
