@@ -96,7 +96,7 @@ def fetch(project: Project, ref: str, out: Path | None = None, force: bool = Fal
     result = FetchResult(manifest.model, manifest.version, dest, art.sha256, art.size, False)
     if dest.exists():
         if dest.is_file() and sha256_file(dest) == art.sha256:
-            return FetchResult(*result[:5], unchanged=True)
+            return FetchResult(result.model, result.version, dest, art.sha256, art.size, True)
         if not force:
             raise UsageError(f"{dest} exists and holds other bytes",
                              hint="pass -o PATH to write elsewhere, or --force to replace it")

@@ -58,7 +58,7 @@ def _busy(ws: Workspace) -> Finding:
     return Finding("git state", OK, "no merge, rebase or cherry-pick in progress")
 
 
-def _dvc(project) -> Finding:  # type: ignore[no-untyped-def]
+def _dvc(project) -> Finding:
     from mlopsctl.store.remote import read_dvc_config
 
     if not (project.root / ".dvc").is_dir():
@@ -69,7 +69,7 @@ def _dvc(project) -> Finding:  # type: ignore[no-untyped-def]
     return Finding("dvc", OK, f"default remote '{conf.get('core', {}).get('remote', '?')}'")
 
 
-def _remote(project) -> Finding:  # type: ignore[no-untyped-def]
+def _remote(project) -> Finding:
     try:
         remote = project.remote
     except MlopsError as exc:
@@ -79,7 +79,7 @@ def _remote(project) -> Finding:  # type: ignore[no-untyped-def]
                    "" if ok else "mlopsctl init --remote URL  (or create the directory)")
 
 
-def _key(project) -> Finding:  # type: ignore[no-untyped-def]
+def _key(project) -> Finding:
     try:
         project.key()
     except MlopsError as exc:
@@ -87,7 +87,7 @@ def _key(project) -> Finding:  # type: ignore[no-untyped-def]
     return Finding("encryption key", OK, f"{project.config.encryption.key_id} available")
 
 
-def _policy(project) -> Finding:  # type: ignore[no-untyped-def]
+def _policy(project) -> Finding:
     try:
         drift = project.policy_drift()
     except MlopsError as exc:
@@ -97,7 +97,7 @@ def _policy(project) -> Finding:  # type: ignore[no-untyped-def]
     return Finding("policy pin", OK, f"policy.yaml matches {project.config.constitutional_hash}")
 
 
-def _tags(project) -> list[Finding]:  # type: ignore[no-untyped-def]
+def _tags(project) -> list[Finding]:
     from mlopsctl.gitops import tags as T
     from mlopsctl.gitops.git import GitFailed, git
     from mlopsctl.gitops.refs import read_tags

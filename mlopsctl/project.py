@@ -28,7 +28,7 @@ class Project:
         return self.ws.root
 
     @cached_property
-    def remote(self):  # type: ignore[no-untyped-def]  # -> store.remote.Remote
+    def remote(self):
         from mlopsctl.store.remote import load_remote
 
         return load_remote(self.root, self.config.remote)

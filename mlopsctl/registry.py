@@ -16,7 +16,9 @@ from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.refs import TagRecord, read_tags
 
 # GTO orders events at the same timestamp by these priorities.
-_PRIORITY = {T.CREATE: 1, T.DEPRECATE: 2, T.REGISTER: 3, T.DEREGISTER: 4, T.ASSIGN: 5, T.UNASSIGN: 6}
+_PRIORITY = {
+    T.CREATE: 1, T.DEPRECATE: 2, T.REGISTER: 3, T.DEREGISTER: 4, T.ASSIGN: 5, T.UNASSIGN: 6,
+}
 DATA_KEY = "mlopsctl"
 
 
@@ -52,7 +54,7 @@ class Event:
         import yaml
 
         try:
-            loaded = yaml.load(rest, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+            loaded = yaml.load(rest, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError:
             return {}
         if isinstance(loaded, dict) and isinstance(loaded.get(DATA_KEY), dict):

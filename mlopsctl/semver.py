@@ -88,11 +88,13 @@ def bump(current: Version | None, part: str) -> Version:
     if current is None:
         return Version(0, 1, 0)
     major, minor, patch = current.major, current.minor, current.patch
-    if current.prerelease:
-        if part == "patch" or (part == "minor" and patch == 0) or (
-            part == "major" and minor == 0 and patch == 0
-        ):
-            return Version(major, minor, patch)
+    releases_itself = (
+        part == "patch"
+        or (part == "minor" and patch == 0)
+        or (part == "major" and minor == 0 and patch == 0)
+    )
+    if current.prerelease and releases_itself:
+        return Version(major, minor, patch)
     if part == "major":
         return Version(major + 1, 0, 0)
     if part == "minor":

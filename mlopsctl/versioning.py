@@ -85,7 +85,7 @@ def read_mapping(path: Path, what: str) -> dict[str, Any]:
             import yaml
 
             data = yaml.safe_load(text)
-    except Exception as exc:  # noqa: BLE001 - json and yaml raise different types
+    except Exception as exc:  # json and yaml raise different types
         raise UsageError(f"{what} file {path} cannot be parsed: {exc}") from None
     if data is None:
         return {}
@@ -133,7 +133,8 @@ def _plan(state: reg.ModelState | None, req: BumpRequest) -> tuple[semver.Versio
         if wanted.tag in existing:
             raise UsageError(
                 f"{req.model} already has version {wanted}",
-                hint=f"versions are immutable: pick another, e.g. `--patch` (mlopsctl show {req.model})",
+                hint="versions are immutable: pick another, e.g. `--patch` "
+                f"(mlopsctl show {req.model})",
             )
         return wanted, parent
     current = semver.greatest([v.semver for v in existing.values()])
@@ -224,7 +225,7 @@ def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -
 
 
 def _seal(artifact: Path, dest: Path, key: bytes, kid: str, model: str, version: str,
-          level: int, reporter: Reporter):  # type: ignore[no-untyped-def]
+          level: int, reporter: Reporter):
     from mlopsctl.store.pipeline import encrypt_file
 
     size = artifact.stat().st_size

@@ -54,8 +54,11 @@ def event_doc(event: reg.Event) -> dict[str, Any]:
 
 def history(registry: reg.Registry, model: str | None = None) -> list[dict[str, Any]]:
     """``gto history --json``: every event, newest first."""
-    events = registry.model(model).events if model and registry.model(model) else (
-        [] if model else registry.events)
+    if model is None:
+        events = registry.events
+    else:
+        state = registry.model(model)
+        events = state.events if state else []
     ordered = sorted(events, key=lambda e: e.sort_key, reverse=True)
     return [event_doc(e) for e in ordered]
 

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         return int(ExitCode.OK)
-    except Exception:  # noqa: BLE001 - the boundary for bugs
+    except Exception:
         return _report_bug(show_traceback)
     return int(ExitCode.OK)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 import click
 
@@ -34,7 +35,7 @@ def export() -> None:
 
 @command.command("import")
 @click.argument("source", type=click.File("r"), default="-")
-def import_(source: click.utils.LazyFile) -> None:
+def import_(source: TextIO) -> None:
     """Store a key (hex or base64, from SOURCE or stdin) in your key store."""
     from mlopsctl.errors import CheckFailed
     from mlopsctl.project import Project

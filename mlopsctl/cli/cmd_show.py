@@ -53,7 +53,7 @@ def command(model: str | None, show_all: bool, as_json: bool) -> None:
         _render_detail(detail)
 
 
-def _warn_drift(ws) -> None:  # type: ignore[no-untyped-def]
+def _warn_drift(ws) -> None:
     if not ws.initialized:
         return
     from mlopsctl.errors import MlopsError
@@ -67,7 +67,7 @@ def _warn_drift(ws) -> None:  # type: ignore[no-untyped-def]
         console.note(f"warning: {drift}")
 
 
-def _manifests(ws, state) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _manifests(ws, state) -> dict[str, object]:
     from mlopsctl import manifests as mf
 
     out: dict[str, object] = {}

@@ -16,7 +16,7 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=4, default=str) + "\n")
 
 
-def out():  # type: ignore[no-untyped-def]
+def out():
     from rich.console import Console
 
     # Piped output is not cut to 80 columns: tables stay readable in logs and CI.
@@ -24,7 +24,7 @@ def out():  # type: ignore[no-untyped-def]
     return Console(highlight=False, soft_wrap=True, width=width)
 
 
-def err():  # type: ignore[no-untyped-def]
+def err():
     from rich.console import Console
 
     return Console(stderr=True, highlight=False, soft_wrap=True)
@@ -35,7 +35,7 @@ def note(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-def table(*columns: str, title: str | None = None):  # type: ignore[no-untyped-def]
+def table(*columns: str, title: str | None = None):
     from rich import box
     from rich.table import Table
 

@@ -138,10 +138,7 @@ class Remote:
     @contextlib.contextmanager
     def open(self, md5: str, pointer: Path | None = None, what: str = "") -> Iterator[BinaryIO]:
         """Open the stored object ``md5``. EnvironmentProblem when it is missing."""
-        if self.direct:
-            path = self.object_path(md5)
-        else:
-            path = self._dvc_fetch(md5, pointer)
+        path = self.object_path(md5) if self.direct else self._dvc_fetch(md5, pointer)
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
@@ -203,7 +200,7 @@ def load_remote(root: Path, name: str) -> Remote:
     return Remote(root, name, section["url"])
 
 
-def _dvc_repo(root: Path):  # type: ignore[no-untyped-def]
+def _dvc_repo(root: Path):
     from dvc.repo import Repo
 
     for name in ("dvc", "dvc_data", "dvc_objects"):
