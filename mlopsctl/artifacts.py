@@ -73,6 +73,23 @@ def _restore(project: Project, manifest: mf.VersionManifest, dst: object,
             reporter.stop()
 
 
+def restore_to(project: Project, manifest: mf.VersionManifest, dest: Path,
+               reporter: Reporter | None = None) -> None:
+    """Write a verified copy of the version's artifact to ``dest`` (a temp file first)."""
+    reporter = reporter or Reporter()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            _restore(project, manifest, fh, reporter)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
 @dataclass(frozen=True)
 class FetchResult:
     model: str
@@ -100,17 +117,7 @@ def fetch(project: Project, ref: str, out: Path | None = None, force: bool = Fal
         if not force:
             raise UsageError(f"{dest} exists and holds other bytes",
                              hint="pass -o PATH to write elsewhere, or --force to replace it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _restore(project, manifest, fh, reporter)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    restore_to(project, manifest, dest, reporter)
     return result
 
 

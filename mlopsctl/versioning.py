@@ -62,6 +62,9 @@ class BumpRequest:
     data: Sequence[Path] = ()
     config_file: Path | None = None
     message: str = ""
+    card: dict[str, Any] = field(default_factory=dict)  # model card fields to set
+    holdout: Path | None = None
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,11 @@ def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -
     if req.part and req.version:
         raise UsageError("give either --version or one of --major/--minor/--patch, not both")
 
+    if req.holdout is not None:
+        if not req.target:
+            raise UsageError("--holdout needs --target COLUMN")
+        if not Path(req.holdout).is_file():
+            raise UsageError(f"holdout file {req.holdout} does not exist")
     data_hashes = [_file_hash(root, Path(p), "data file") for p in req.data]
     config_hash = _file_hash(root, req.config_file, "config file") if req.config_file else None
     remote = project.remote
@@ -286,12 +294,15 @@ def _publish(project: Project, req: BumpRequest, actor: Identity, artifact: Path
         ws.rel(pointer): pointer_bytes,
     }
     card = project.card(req.model)
-    if card is None:
-        card = mf.ModelCard(name=req.model, owner=actor.email,
-                            artifact=_display_path(root, artifact))
-        files[ws.rel(ws.card_path(req.model))] = mf.dump(card)
-    elif not card.artifact:
+    before = mf.dump(card) if card else b""
+    card = card or mf.ModelCard(name=req.model, owner=actor.email)
+    if not card.artifact:
         card.artifact = _display_path(root, artifact)
+    for key, value in req.card.items():
+        setattr(card, key, value)
+    if req.holdout is not None:
+        card.holdout = mf.Holdout(path=_display_path(root, req.holdout), target=req.target or "")
+    if mf.dump(card) != before:
         files[ws.rel(ws.card_path(req.model))] = mf.dump(card)
 
     commit_msg = f"mlopsctl: register {req.model} v{number}"

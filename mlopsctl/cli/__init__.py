@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("history", "Show the registry's events, newest last."),
     "fetch": ("fetch", "Restore a verified copy of a version's artifact."),
     "verify": ("verify", "Re-check stored artifacts end to end."),
+    "validate": ("validate", "Validate a version against an environment's gates."),
+    "policy": ("policy", "Show, check and accept the policy (the constitution)."),
     "doctor": ("doctor", "Check the repository's health."),
     "key": ("key", "Export or import the registry's encryption key."),
     "demo": ("demo", "Run a narrated demo in a temporary repository."),

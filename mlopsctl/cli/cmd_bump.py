@@ -25,11 +25,19 @@ from mlopsctl.cli import console
               help="A training data file to hash into the lineage (repeatable).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), metavar="FILE",
               help="The model's config file, hashed into the manifest.")
+@click.option("--holdout", type=click.Path(path_type=Path), metavar="PATH",
+              help="Holdout set for `validate` (CSV/Parquet), kept in the model card.")
+@click.option("--target", metavar="COLUMN", help="The holdout's label column.")
+@click.option("--description", help="Model card: what the model does.")
+@click.option("--owner", help="Model card: who answers for it (default: you).")
+@click.option("--intended-use", help="Model card: what it may and may not be used for.")
 @click.option("-m", "--message", default="", help="Why this version exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new version's manifest as JSON.")
 def command(model: str, artifact: Path | None, part: str | None, version: str | None,
             metrics: Path | None, params: Path | None, data: tuple[Path, ...],
-            config_file: Path | None, message: str, as_json: bool) -> None:
+            config_file: Path | None, holdout: Path | None, target: str | None,
+            description: str | None, owner: str | None, intended_use: str | None,
+            message: str, as_json: bool) -> None:
     """Register the next version of MODEL.
 
     Streams the artifact once (sha256, zstd, AES-256-GCM), pushes the blob to the DVC remote,
@@ -56,7 +64,9 @@ def command(model: str, artifact: Path | None, part: str | None, version: str | 
         model=model, artifact=artifact, part=part, version=version,
         metrics=read_metrics(metrics) if metrics else {},
         params=read_mapping(params, "params") if params else {},
-        data=data, config_file=config_file, message=message,
+        data=data, config_file=config_file, message=message, holdout=holdout, target=target,
+        card={k: v for k, v in (("description", description), ("owner", owner),
+                                ("intended_use", intended_use)) if v is not None},
     )
     result = bump(Project.open(), req, console.ProgressReporter())
     m = result.manifest

@@ -1,0 +1,87 @@
+"""Reading, checking and re-pinning the policy file (the effects behind ``mlopsctl policy``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlopsctl import manifests as mf
+from mlopsctl import policy as pol
+from mlopsctl.errors import CheckFailed, MlopsError
+from mlopsctl.project import Project
+
+ACCEPT_PREFIX = "mlopsctl: accept policy "
+
+
+def _load_policy(project: Project) -> mf.Policy:
+    return mf.load(project.ws.policy_path, mf.Policy, ".mlops/policy.yaml")
+
+
+def describe() -> dict[str, Any]:
+    from mlopsctl.gitops.git import git
+
+    project = Project.open()
+    policy = _load_policy(project)
+    actual = project.policy_hash()
+    log = git(project.root, "log", "--format=%H%x00%aI%x00%an <%ae>%x00%s%x00%b%x1e",
+              f"--grep=^{ACCEPT_PREFIX}", "--", ".mlops/config.yaml").decode()
+    acceptances = []
+    for record in filter(None, (r.strip("\n") for r in log.split("\x1e"))):
+        sha, date, actor, subject, body = (record.split("\x00") + [""] * 5)[:5]
+        acceptances.append({"commit": sha, "date": date, "actor": actor,
+                            "hash": subject.removeprefix(ACCEPT_PREFIX).split()[0],
+                            "message": body.strip()})
+    return {
+        "name": policy.name,
+        "pinned_hash": project.config.constitutional_hash,
+        "actual_hash": actual,
+        "pin_intact": actual == project.config.constitutional_hash,
+        "rules": [r.model_dump(mode="json") for r in policy.rules],
+        "acceptances": acceptances,
+    }
+
+
+def check_policy() -> list[str]:
+    project = Project.open()
+    problems = []
+    drift = project.policy_drift()
+    if drift:
+        problems.append(drift)
+    try:
+        problems += pol.problems(_load_policy(project))
+    except MlopsError as exc:
+        problems.append(exc.message)
+    return problems
+
+
+def accept_policy(message: str) -> tuple[str, str, str | None]:
+    """Pin policy.yaml's current hash in config, in a commit of its own. Returns
+    (old hash, new hash, commit or None when nothing changed)."""
+    from mlopsctl.fsio import file_lock
+    from mlopsctl.gitops import refs
+    from mlopsctl.gitops.identity import require_identity
+
+    project = Project.open()
+    actor = require_identity(project.root)
+    problems = pol.problems(_load_policy(project))
+    if problems:
+        raise CheckFailed("the policy is not well-formed: " + "; ".join(problems),
+                          hint="fix .mlops/policy.yaml first")
+    old, new = project.config.constitutional_hash, project.policy_hash()
+    if old == new:
+        return old, new, None
+    ws = project.ws
+    with file_lock(ws.lock_path):
+        config_text = ws.config_path.read_text()
+        updated = config_text.replace(f"constitutional_hash: {old}", f"constitutional_hash: {new}")
+        if updated == config_text:
+            project.config.constitutional_hash = new
+            updated_bytes = mf.dump(project.config)
+        else:
+            updated_bytes = updated.encode()
+        files = {ws.rel(ws.config_path): updated_bytes,
+                 ws.rel(ws.policy_path): ws.policy_path.read_bytes()}
+        body = (message + "\n\n" if message else "") + f"previous: {old}\nactor: {actor}\n"
+        head = refs.head_commit(project.root)
+        commit = refs.commit_files(project.root, files, f"{ACCEPT_PREFIX}{new}\n\n{body}", head)
+        refs.sync_worktree(project.root, files)
+    return old, new, commit
