@@ -95,7 +95,7 @@ def run_demo(directory: Path | None, say: Callable[[str], None],
     _git(repo, "config", "user.name", "Demo User")
     _git(repo, "config", "user.email", "demo@example.com")
     _write_data(repo)
-    (repo / ".gitignore").write_text("model.pkl\nrestored.pkl\n")
+    (repo / ".gitignore").write_text("model.pkl\nrestored.pkl\nmetrics.json\nparams.json\n")
     metrics = _train(repo, c=0.05, max_iter=200)
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "training data and parameters")
@@ -108,6 +108,9 @@ def run_demo(directory: Path | None, say: Callable[[str], None],
         say("[cyan]3. Register the first version with its metrics, params and data lineage.[/]")
         step(["bump", MODEL, "--artifact", "model.pkl", "--metrics", "metrics.json",
               "--params", "params.json", "--data", "data/train.csv",
+              "--holdout", "data/holdout.csv", "--target", "target",
+              "--description", "Flags malignant tumours from 30 cell-nucleus measurements",
+              "--intended-use", "Demonstration only; not for clinical decisions",
               "-m", "baseline logistic regression"])
         say("[cyan]4. Retrain with weaker regularisation and register a minor bump.[/]")
         metrics = _train(repo, c=1.0, max_iter=500)
@@ -127,6 +130,9 @@ def run_demo(directory: Path | None, say: Callable[[str], None],
         say(f"   the restored model predicts again: accuracy {restored.score(x, y):.4f}")
         say("[cyan]7. Re-check every stored artifact end to end.[/]")
         step(["verify"])
+        say("[cyan]8. Validate for staging: metrics recomputed on the holdout, latency measured, "
+            "the policy scored; the report is stored as a git note.[/]")
+        step(["validate", f"{MODEL}@0.2.0", "--env", "staging", "--latency-runs", "100"])
     finally:
         os.chdir(old)
     say(f"[green]Done.[/] The demo repository is {repo} — `cd` there and try "
