@@ -31,7 +31,9 @@ def command(ref: str, out: Path | None, force: bool, as_json: bool) -> None:
     from mlopsctl.artifacts import fetch
     from mlopsctl.project import Project
 
-    result = fetch(Project.open(), ref, out, force=force, reporter=console.ProgressReporter())
+    project = Project.open()
+    console.warn_policy_drift(project.ws)
+    result = fetch(project, ref, out, force=force, reporter=console.ProgressReporter())
     if as_json:
         console.emit_json({"model": result.model, "version": result.version,
                            "path": str(result.path), "sha256": result.sha256,

@@ -27,7 +27,9 @@ def command(model: str | None, as_json: bool) -> None:
 
     if model is not None:
         check_name(model)
-    registry = reg.load(Workspace.find().root)
+    ws = Workspace.find()
+    registry = reg.load(ws.root)
+    console.warn_policy_drift(ws)
     if model is not None and registry.model(model) is None:
         raise UsageError(f"unknown model '{model}'", hint="mlopsctl show")
     docs = views.history(registry, model)

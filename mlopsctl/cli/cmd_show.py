@@ -34,7 +34,7 @@ def command(model: str | None, show_all: bool, as_json: bool) -> None:
         check_name(model)
     ws = Workspace.find()
     registry = reg.load(ws.root)
-    _warn_drift(ws)
+    console.warn_policy_drift(ws)
     if model is None:
         doc = views.summary(registry, include_deprecated=show_all)
         if as_json:
@@ -51,20 +51,6 @@ def command(model: str | None, show_all: bool, as_json: bool) -> None:
         console.emit_json(detail)
     else:
         _render_detail(detail)
-
-
-def _warn_drift(ws) -> None:
-    if not ws.initialized:
-        return
-    from mlopsctl.errors import MlopsError
-    from mlopsctl.project import Project
-
-    try:
-        drift = Project.open(ws.root).policy_drift()
-    except MlopsError:
-        return
-    if drift:
-        console.note(f"warning: {drift}")
 
 
 def _manifests(ws, state) -> dict[str, object]:

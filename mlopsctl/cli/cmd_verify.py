@@ -26,7 +26,9 @@ def command(target: str | None, as_json: bool) -> None:
     from mlopsctl.errors import CheckFailed
     from mlopsctl.project import Project
 
-    checks = verify(Project.open(), target, console.ProgressReporter())
+    project = Project.open()
+    console.warn_policy_drift(project.ws)
+    checks = verify(project, target, console.ProgressReporter())
     failed = [c for c in checks if not c.ok]
     if as_json:
         console.emit_json({

@@ -83,6 +83,21 @@ class ProgressReporter(Reporter):
         note(text)
 
 
+def warn_policy_drift(ws: Any) -> None:
+    """Read-only commands still run on a drifted policy, but say so."""
+    if not ws.initialized:
+        return
+    from mlopsctl.errors import MlopsError
+    from mlopsctl.project import Project
+
+    try:
+        drift = Project.open(ws.root).policy_drift()
+    except MlopsError:
+        return
+    if drift:
+        note(f"warning: {drift}")
+
+
 def human_size(n: int) -> str:
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
