@@ -153,7 +153,7 @@ class Stored(Strict):
     codec: str
     level: int
     cipher: str
-    key_id: str | None
+    key_id: str | None = None
     size: int
     md5: str  # DVC's object id in the remote
 

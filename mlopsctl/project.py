@@ -84,15 +84,16 @@ class Project:
         return mf.load(path, mf.VersionManifest, self.ws.rel(path))
 
     def manifest_at(self, model: str, version: str, commit: str) -> mf.VersionManifest | None:
-        """The manifest as committed at ``commit`` (the version's tag), falling back to the work
-        tree. The tagged copy is the truth: it is immutable."""
+        """The manifest as committed at ``commit`` (the version's tag): the tagged copy is the
+        truth, being immutable. None when the tagged commit has none (a tag made by GTO or by
+        hand)."""
         from mlopsctl.gitops.git import GitFailed, git
 
         rel = self.ws.rel(self.ws.manifest_path(model, version.removeprefix("v")))
         try:
             text = git(self.root, "cat-file", "blob", f"{commit}:{rel}")
         except GitFailed:
-            return self.manifest(model, version)
+            return None
         return mf.parse_yaml(text, mf.VersionManifest, f"{rel} at {commit[:8]}")
 
 

@@ -7,15 +7,16 @@ from typing import NamedTuple
 
 from mlopsctl.errors import UsageError
 
-_NUM = r"0|[1-9]\d*"
-_PRE_ID = r"0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*"
+# [0-9], not \d: \d also matches other scripts' digits, which are no SemVer.
+_NUM = r"0|[1-9][0-9]*"
+_PRE_ID = r"0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*"
 _BUILD_ID = r"[0-9a-zA-Z-]+"
 SEMVER_PATTERN = (
     rf"(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
     rf"(?:-(?P<prerelease>(?:{_PRE_ID})(?:\.(?:{_PRE_ID}))*))?"
     rf"(?:\+(?P<build>{_BUILD_ID}(?:\.{_BUILD_ID})*))?"
 )
-_SEMVER_RE = re.compile(rf"^v?{SEMVER_PATTERN}$")
+_SEMVER_RE = re.compile(rf"v?{SEMVER_PATTERN}")  # used with fullmatch
 
 PARTS = ("major", "minor", "patch")
 
@@ -56,7 +57,7 @@ def _pre_key(ident: str) -> tuple[int, int | str]:
 
 def parse(text: str) -> Version:
     """Parse ``1.2.3``, ``v1.2.3-rc.1+build.5``; raise UsageError on anything else."""
-    match = _SEMVER_RE.match(text.strip()) if isinstance(text, str) else None
+    match = _SEMVER_RE.fullmatch(text.strip()) if isinstance(text, str) else None
     if not match:
         raise UsageError(
             f"'{text}' is not a semantic version",
@@ -74,7 +75,7 @@ def parse(text: str) -> Version:
 
 
 def is_valid(text: str) -> bool:
-    return bool(_SEMVER_RE.match(text))
+    return isinstance(text, str) and bool(_SEMVER_RE.fullmatch(text))
 
 
 def bump(current: Version | None, part: str) -> Version:

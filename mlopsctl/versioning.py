@@ -127,9 +127,10 @@ def _display_path(root: Path, path: Path) -> str:
         return resolved.name
 
 
-def _plan(state: reg.ModelState | None, req: BumpRequest) -> tuple[semver.Version, str | None]:
+def _plan(registry: reg.Registry, req: BumpRequest) -> tuple[semver.Version, str | None]:
     """(version to register, parent version) from the registry and the request."""
-    existing = state.versions if state else {}
+    state = registry.model(req.model)
+    existing = registry.taken_versions(req.model)
     parent = state.latest.number if state and state.latest else None
     if req.version:
         wanted = semver.parse(req.version)
@@ -140,7 +141,7 @@ def _plan(state: reg.ModelState | None, req: BumpRequest) -> tuple[semver.Versio
                 f"(mlopsctl show {req.model})",
             )
         return wanted, parent
-    current = semver.greatest([v.semver for v in existing.values()])
+    current = semver.greatest([semver.parse(v) for v in existing])
     return semver.bump(current, req.part or "minor"), parent
 
 
@@ -200,36 +201,50 @@ def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -
     kid = project.config.encryption.key_id or ""
     level = project.config.compression.level
 
-    state = reg.load(root).model(req.model)
-    version, parent = _plan(state, req)
+    version, parent = _plan(reg.load(root), req)
     staging = remote.staging_dir()
+    _sweep_staging(staging)
     for attempt in range(MAX_ATTEMPTS):
         blob_path = staging / f"{req.model}-{version}-{os.getpid()}.blob"
         try:
             stored = _seal(artifact, blob_path, key, kid, req.model, str(version), level, reporter)
             with file_lock(ws.lock_path, on_wait=lambda: reporter.note("waiting for another "
                                                                         "mlopsctl process...")):
-                state = reg.load(root).model(req.model)
-                if state and version.tag in state.versions:
+                registry = reg.load(root)
+                if version.tag in registry.taken_versions(req.model):
                     if req.version:
                         raise ConflictError(
                             f"{req.model} v{version} was registered by another process meanwhile",
                             hint=f"mlopsctl show {req.model}",
                         )
-                    version, parent = _plan(state, req)
+                    version, parent = _plan(registry, req)
                     continue
+                refs.repair_index(root)
                 try:
                     return _publish(project, req, actor, artifact, stored, blob_path, version,
                                     parent, data_hashes, config_hash, policy_hash, attempt)
                 except ConflictError:
                     if req.version:
                         raise
-                    version, parent = _plan(reg.load(root).model(req.model), req)
+                    version, parent = _plan(reg.load(root), req)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 blob_path.unlink()
     raise ConflictError(f"gave up registering {req.model} after {MAX_ATTEMPTS} lost races",
                         hint="run the command again")
+
+
+def _sweep_staging(staging: Path) -> None:
+    """Remove blobs left in the staging dir by bumps that were killed (their pid is gone)."""
+    for blob in staging.glob("*.blob"):
+        try:
+            pid = int(blob.stem.rsplit("-", 1)[1])
+            os.kill(pid, 0)
+        except (IndexError, ValueError, ProcessLookupError):
+            with contextlib.suppress(FileNotFoundError):
+                blob.unlink()
+        except PermissionError:
+            pass  # another user's live process
 
 
 def _seal(artifact: Path, dest: Path, key: bytes, kid: str, model: str, version: str,
@@ -309,16 +324,17 @@ def _publish(project: Project, req: BumpRequest, actor: Identity, artifact: Path
     if req.message:
         commit_msg += f"\n\n{req.message}"
     commit = refs.commit_files(root, files, commit_msg, head)
+    refs.sync_worktree(root, files)  # at once: the index must not lag behind the branch
     tag = T.format_tag(T.TagEvent(T.REGISTER, req.model, version.tag))
     try:
         refs.create_tag(root, tag, commit, _tag_message(manifest, actor))
     except ConflictError:
         # Someone created the tag outside our lock: undo our commit if nobody built on it.
         branch = refs.current_branch(root)
-        if head:
-            refs.move_ref_back(root, branch, head, commit)
+        if head and refs.move_ref_back(root, branch, head, commit):
+            refs.unstage(root, head, list(files))
+            refs.remove_untracked(root, head, list(files))
         raise
-    refs.sync_worktree(root, files)
     return BumpResult(manifest, tag, commit, attempt)
 
 

@@ -27,10 +27,12 @@ def summary(registry: reg.Registry, include_deprecated: bool = False) -> dict[st
         if state.deprecated and not include_deprecated:
             continue
         latest = state.latest
+        stages = {s: (state.stages[s].version if s in state.stages else None)
+                  for s in registry.stage_names}
         out[name] = {
             "version": latest.version if latest else None,
-            "stage": {stage: ev.version for stage, ev in sorted(state.stages.items())},
-            "registered": bool(state.versions),
+            "stage": stages,
+            "registered": True,  # GTO: every model known from tags counts as registered
             "active": not state.deprecated,
         }
     return out
@@ -41,7 +43,7 @@ def event_doc(event: reg.Event) -> dict[str, Any]:
         "timestamp": event.date_iso,
         "artifact": event.model,
         "event": EVENT_NAMES[event.kind],
-        "priority": reg._PRIORITY[event.kind],
+        "priority": event.priority,
         "version": event.version,
         "stage": event.stage,
         "commit": event.commit,
@@ -54,13 +56,7 @@ def event_doc(event: reg.Event) -> dict[str, Any]:
 
 def history(registry: reg.Registry, model: str | None = None) -> list[dict[str, Any]]:
     """``gto history --json``: every event, newest first."""
-    if model is None:
-        events = registry.events
-    else:
-        state = registry.model(model)
-        events = state.events if state else []
-    ordered = sorted(events, key=lambda e: e.sort_key, reverse=True)
-    return [event_doc(e) for e in ordered]
+    return [event_doc(e) for e in registry.history if model is None or e.model == model]
 
 
 def model_detail(state: reg.ModelState, manifests: dict[str, Any]) -> dict[str, Any]:

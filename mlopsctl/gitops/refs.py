@@ -27,6 +27,7 @@ _FIELDS = (
     "%(taggeremail)",
     "%(taggerdate:unix)",
     "%(taggerdate:iso-strict)",
+    "%(*committerdate:unix)",
     "%(contents)",
 )
 _FORMAT = "%00".join(_FIELDS) + "%00"
@@ -43,33 +44,37 @@ class TagRecord(NamedTuple):
     timestamp: int  # unix seconds
     date_iso: str  # with the tagger's timezone
     message: str
+    commit_time: int = 0  # committer date of the target commit
+    annotated: bool = True  # lightweight tags only matter for GTO's counters
+
+
+def _record(chunk: list[str]) -> TagRecord | None:
+    refname = chunk[0].lstrip("\n").removeprefix("refs/tags/")
+    if chunk[1] == "commit":  # a lightweight tag
+        return TagRecord(refname, "", chunk[2], "", "", 0, "", "", annotated=False)
+    if chunk[1] != "tag" or chunk[4] != "commit" or not chunk[7]:
+        return None  # a tag of a tree/blob/tag: not a registry event
+    return TagRecord(
+        name=refname,
+        tag_sha=chunk[2],
+        commit=chunk[3],
+        tagger_name=chunk[5],
+        tagger_email=chunk[6].strip("<>"),
+        timestamp=int(chunk[7]),
+        date_iso=chunk[8],
+        message=chunk[10],
+        commit_time=int(chunk[9] or 0),
+    )
 
 
 def read_tags(root: Path) -> list[TagRecord]:
-    """Every annotated tag pointing at a commit, in one git call. Lightweight tags are skipped,
-    as GTO skips them."""
+    """Every tag pointing at a commit, in one git call. Lightweight ones come back with
+    ``annotated=False``: they are no events (GTO ignores them) but still count for counters."""
     out = git(root, "for-each-ref", f"--format={_FORMAT}", "refs/tags")
     fields = out.decode("utf-8", errors="replace").split("\0")
-    records: list[TagRecord] = []
     width = len(_FIELDS)
-    for start in range(0, len(fields) - width + 1, width):
-        chunk = fields[start : start + width]
-        refname = chunk[0].lstrip("\n")
-        if chunk[1] != "tag" or chunk[4] != "commit" or not chunk[7]:
-            continue
-        records.append(
-            TagRecord(
-                name=refname.removeprefix("refs/tags/"),
-                tag_sha=chunk[2],
-                commit=chunk[3],
-                tagger_name=chunk[5],
-                tagger_email=chunk[6].strip("<>"),
-                timestamp=int(chunk[7]),
-                date_iso=chunk[8],
-                message=chunk[9],
-            )
-        )
-    return records
+    records = (_record(fields[i : i + width]) for i in range(0, len(fields) - width + 1, width))
+    return [r for r in records if r is not None]
 
 
 def head_commit(root: Path) -> str | None:
@@ -129,6 +134,34 @@ def sync_worktree(root: Path, files: Mapping[str, bytes]) -> None:
     for rel, content in files.items():
         atomic_write(root / rel, content)
     git(root, "update-index", "--add", "--", *files.keys())
+
+
+def repair_index(root: Path, under: str = ".mlops") -> list[str]:
+    """Undo what a write killed between moving the branch and updating the index leaves:
+    registry files in HEAD shown as staged deletions. Restores their index entries (and the
+    files, if missing) from HEAD. Returns the paths repaired."""
+    out = git(root, "diff", "--cached", "--name-only", "--diff-filter=D", "-z", "HEAD", "--",
+              under)
+    paths = [p for p in out.decode().split("\0") if p]
+    if paths:
+        git(root, "reset", "-q", "HEAD", "--", *paths)
+        missing = [p for p in paths if not (root / p).exists()]
+        if missing:
+            git(root, "checkout", "HEAD", "--", *missing)
+    return paths
+
+
+def unstage(root: Path, commit: str, paths: list[str]) -> None:
+    """Reset the index entries of ``paths`` to ``commit`` (work-tree files stay)."""
+    git(root, "reset", "-q", commit, "--", *paths)
+
+
+def remove_untracked(root: Path, commit: str, paths: list[str]) -> None:
+    """Delete work-tree files among ``paths`` that ``commit`` does not have (our own files from
+    an abandoned write)."""
+    for rel in paths:
+        if not git_ok(root, "cat-file", "-e", f"{commit}:{rel}"):
+            (root / rel).unlink(missing_ok=True)
 
 
 def create_tag(

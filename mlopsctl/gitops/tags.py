@@ -21,7 +21,7 @@ CREATE = "create"  # `name@created`: GTO parses it, then crashes on it; we read 
 KINDS = (REGISTER, DEREGISTER, ASSIGN, UNASSIGN, DEPRECATE, CREATE)
 
 # The names we create: a safe subset of GTO's (no uppercase, '/', ':' or '.'), safe as a path part.
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
+NAME_RE = re.compile(r"[a-z0-9]([a-z0-9_-]*[a-z0-9])?")  # used with fullmatch
 _MAX_NAME = 100
 
 # GTO's own grammar, for reading (names may carry a `dir=` prefix standing for `dir:`).
@@ -48,7 +48,7 @@ class TagEvent(NamedTuple):
 
 def check_name(name: str, what: str = "model name") -> str:
     """Return ``name`` if it is a safe registry name, else raise UsageError (exit 2)."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > _MAX_NAME:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > _MAX_NAME:
         shown = name if name else "(empty)"
         raise UsageError(
             f"invalid {what} '{shown}'",
