@@ -74,7 +74,8 @@ def run_demo(directory: Path | None, say: Callable[[str], None],
              command: Callable[[list[str]], int]) -> Path:
     """Run the tour; ``say`` narrates, ``command`` runs `mlopsctl ARGS` and returns its exit
     code. Returns the demo repository."""
-    base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="mlopsctl-demo-"))
+    base = Path(directory).resolve() if directory else \
+        Path(tempfile.mkdtemp(prefix="mlopsctl-demo-"))
     base.mkdir(parents=True, exist_ok=True)
     repo = base / "repo"
     if repo.exists():

@@ -139,4 +139,5 @@ def _configure_dvc(root: Path, name: str, asked_url: str | None, default_url: st
             conf["remote"][name] = {"url": url}
     finally:
         repo.close()
-    return url
+    # DVC rewrites a relative local path relative to .dvc/: report what it stored.
+    return read_dvc_config(root).get(f'remote "{name}"', {}).get("url", url)

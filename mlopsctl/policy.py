@@ -1,8 +1,9 @@
 """The constitution: weighted rules scored against the evidence of one validation (pure).
 
-compliance = sum(weight of rules passed) / sum(all weights). A rule whose evidence is missing
-(e.g. ROC AUC for a model without probabilities) fails: the policy asked for it and it is not
-there.
+compliance = sum(weight of rules passed) / sum(weights of applicable rules). A metric rule
+for the other kind of task (accuracy for a regressor, R² for a classifier) does not apply; a rule
+whose evidence is missing for this task (ROC AUC for a classifier without probabilities) fails:
+the policy asked for it and it is not there.
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ class Evidence:
     card: mf.ModelCard | None
     artifact_verified: bool
     findings: tuple[str, ...] = ()
+    task: str = ""  # classification / regression, when known
+
+
+TASK_METRICS = {
+    "classification": {"accuracy", "precision", "recall", "f1", "roc_auc"},
+    "regression": {"mae", "rmse", "r2"},
+}
+
+
+class NotApplicable(Exception):
+    """The rule does not apply to this model (e.g. accuracy for a regressor)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,7 @@ class RuleOutcome:
     weight: float
     passed: bool
     detail: str
+    applicable: bool = True
 
 
 @dataclass(frozen=True)
@@ -42,10 +55,11 @@ class PolicyReport:
 
     @property
     def compliance(self) -> float:
-        total = sum(o.weight for o in self.outcomes)
+        counted = [o for o in self.outcomes if o.applicable]
+        total = sum(o.weight for o in counted)
         if total == 0:
             return 1.0
-        return sum(o.weight for o in self.outcomes if o.passed) / total
+        return sum(o.weight for o in counted if o.passed) / total
 
 
 Check = Callable[[Mapping[str, Any], Evidence], tuple[bool, str]]
@@ -54,6 +68,9 @@ Check = Callable[[Mapping[str, Any], Evidence], tuple[bool, str]]
 def _metric_threshold(p: Mapping[str, Any], ev: Evidence) -> tuple[bool, str]:
     name = p["metric"]
     value = ev.metrics.get(name, ev.latency.get(name))
+    other_tasks = [t for t in TASK_METRICS if t != ev.task] if ev.task else []
+    if value is None and any(name in TASK_METRICS[t] for t in other_tasks):
+        raise NotApplicable(f"{name} does not apply to a {ev.task} model")
     if value is None:
         return False, f"{name} was not computed for this model"
     lo, hi = p.get("min"), p.get("max")
@@ -154,6 +171,10 @@ def evaluate(policy: mf.Policy, evidence: Evidence) -> PolicyReport:
             continue
         try:
             passed, detail = check[0](rule.params, evidence)
+        except NotApplicable as exc:
+            outcomes.append(RuleOutcome(rule.id, rule.check, rule.weight, True, str(exc),
+                                        applicable=False))
+            continue
         except (KeyError, TypeError, ValueError) as exc:
             passed, detail = False, f"malformed rule: {exc}"
         outcomes.append(RuleOutcome(rule.id, rule.check, rule.weight, passed, detail))

@@ -27,9 +27,11 @@ def describe() -> dict[str, Any]:
     acceptances = []
     for record in filter(None, (r.strip("\n") for r in log.split("\x1e"))):
         sha, date, actor, subject, body = (record.split("\x00") + [""] * 5)[:5]
+        reason = "\n".join(line for line in body.strip().splitlines()
+                           if not line.startswith(("previous: ", "actor: "))).strip()
         acceptances.append({"commit": sha, "date": date, "actor": actor,
                             "hash": subject.removeprefix(ACCEPT_PREFIX).split()[0],
-                            "message": body.strip()})
+                            "message": reason})
     return {
         "name": policy.name,
         "pinned_hash": project.config.constitutional_hash,
@@ -70,18 +72,49 @@ def accept_policy(message: str) -> tuple[str, str, str | None]:
     if old == new:
         return old, new, None
     ws = project.ws
+    rel_config = ws.rel(ws.config_path)
     with file_lock(ws.lock_path):
-        config_text = ws.config_path.read_text()
-        updated = config_text.replace(f"constitutional_hash: {old}", f"constitutional_hash: {new}")
-        if updated == config_text:
-            project.config.constitutional_hash = new
-            updated_bytes = mf.dump(project.config)
-        else:
-            updated_bytes = updated.encode()
-        files = {ws.rel(ws.config_path): updated_bytes,
+        head = refs.head_commit(project.root)
+        # Re-pin in the committed config only: other uncommitted config edits stay uncommitted
+        # (and stay in the work tree, with the new pin applied there too).
+        committed = _committed_text(project, head, rel_config) or ws.config_path.read_text()
+        files = {rel_config: _repin(committed, old, new).encode(),
                  ws.rel(ws.policy_path): ws.policy_path.read_bytes()}
         body = (message + "\n\n" if message else "") + f"previous: {old}\nactor: {actor}\n"
-        head = refs.head_commit(project.root)
         commit = refs.commit_files(project.root, files, f"{ACCEPT_PREFIX}{new}\n\n{body}", head)
-        refs.sync_worktree(project.root, files)
+        from mlopsctl.fsio import atomic_write
+        from mlopsctl.gitops.git import git
+
+        atomic_write(ws.config_path, _repin(ws.config_path.read_text(), old, new).encode())
+        atomic_write(ws.policy_path, files[ws.rel(ws.policy_path)])
+        git(project.root, "update-index", "--add", "--cacheinfo",
+            f"100644,{_blob(project, commit, rel_config)},{rel_config}")
+        git(project.root, "update-index", "--add", "--", ws.rel(ws.policy_path))
     return old, new, commit
+
+
+def _committed_text(project: Project, commit: str | None, rel: str) -> str | None:
+    from mlopsctl.gitops.git import GitFailed, git
+
+    if not commit:
+        return None
+    try:
+        return git(project.root, "cat-file", "blob", f"{commit}:{rel}").decode()
+    except GitFailed:
+        return None
+
+
+def _blob(project: Project, commit: str, rel: str) -> str:
+    from mlopsctl.gitops.git import git_text
+
+    return git_text(project.root, "rev-parse", f"{commit}:{rel}")
+
+
+def _repin(text: str, old: str, new: str) -> str:
+    import re
+
+    updated, n = re.subn(r"(?m)^(constitutional_hash:\s*)['\"]?" + re.escape(old) + r"['\"]?\s*$",
+                         lambda m: m.group(1) + new, text)
+    if n != 1:
+        raise CheckFailed("cannot find `constitutional_hash` in .mlops/config.yaml to re-pin")
+    return updated

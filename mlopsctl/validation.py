@@ -144,6 +144,8 @@ def validate(project: Project, req: ValidateRequest, reporter: Reporter | None =
             "latency_runs": req.latency_runs, "warmup": 10,
         }, req.timeout)
 
+    if result.get("usage"):
+        raise UsageError(str(result.get("error")), hint="pick the label column with --target")
     report = _report_skeleton(project, manifest, found.entry, req.env, policy_hash, holdout,
                               target)
     if not result.get("ok"):
@@ -158,7 +160,7 @@ def validate(project: Project, req: ValidateRequest, reporter: Reporter | None =
     findings = [f"reported {k} = {a:.4g} but recomputed {b:.4g}" for k, (a, b) in gaps.items()]
     evidence = pol.Evidence(metrics=metrics, reported=manifest.metrics, latency=latency,
                             manifest=manifest, card=card, artifact_verified=True,
-                            findings=tuple(findings))
+                            findings=tuple(findings), task=result["task"])
     scored = pol.evaluate(policy, evidence)
     values = dict(metrics)
     values.update({f"latency_{k}": v for k, v in latency.items()})

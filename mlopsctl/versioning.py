@@ -119,6 +119,14 @@ def _file_hash(root: Path, path: Path, what: str) -> mf.FileHash:
     return mf.FileHash(path=_display_path(root, path), sha256=sha256_file(path))
 
 
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
 def _display_path(root: Path, path: Path) -> str:
     resolved = path.resolve()
     try:
@@ -311,8 +319,8 @@ def _publish(project: Project, req: BumpRequest, actor: Identity, artifact: Path
     card = project.card(req.model)
     before = mf.dump(card) if card else b""
     card = card or mf.ModelCard(name=req.model, owner=actor.email)
-    if not card.artifact:
-        card.artifact = _display_path(root, artifact)
+    if not card.artifact and _inside(root, artifact):
+        card.artifact = _display_path(root, artifact)  # remembered for `bump` without --artifact
     for key, value in req.card.items():
         setattr(card, key, value)
     if req.holdout is not None:

@@ -108,7 +108,7 @@ def score(req: dict[str, Any]) -> dict[str, Any]:
     table = _load_table(Path(req["holdout"]))
     target = req["target"]
     if target not in table.columns:
-        return {"ok": False, "error": f"column '{target}' is not in the holdout "
+        return {"ok": False, "usage": True, "error": f"column '{target}' is not in the holdout "
                 f"(columns: {', '.join(map(str, table.columns[:20]))})"}
     y = table[target]
     x = table.drop(columns=[target])

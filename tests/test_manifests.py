@@ -203,12 +203,6 @@ def test_minimal_version_manifest_round_trip() -> None:
     assert mf.parse_yaml(text, mf.VersionManifest, "m.yaml") == manifest
 
 
-@pytest.mark.xfail(
-    reason="BUG: Stored.key_id is typed 'str | None' but has no default, while dump() uses "
-    "exclude_none=True; a manifest with key_id=None is written without the field and then "
-    "fails to load ('artifact.stored.key_id: Field required') (manifests.py Stored / dump)",
-    strict=True,
-)
 def test_version_manifest_without_key_id_round_trips() -> None:
     manifest = full_manifest(key_id=None)
     assert mf.parse_yaml(mf.dump(manifest), mf.VersionManifest, "m.yaml") == manifest
@@ -241,7 +235,9 @@ def test_dump_data_is_yaml() -> None:
 # --- policy hash ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content", [b"", b"rules: []\n", "règles: ü\n".encode(), bytes(range(256))])
+@pytest.mark.parametrize(
+    "content", [b"", b"rules: []\n", "règles: ü\n".encode(), bytes(range(256))]
+)
 def test_policy_hash_is_sha256_prefix(content: bytes) -> None:
     digest = mf.policy_hash(content)
     assert digest == hashlib.sha256(content).hexdigest()[:16]

@@ -94,8 +94,9 @@ def render(report: dict[str, Any]) -> None:
     r = console.table("rule", "weight", "result", "detail",
                       title=f"policy compliance {comp['score']:.1%}")
     for rule in comp["rules"]:
-        r.add_row(rule["id"], _fmt(rule["weight"]),
-                  "[green]pass[/]" if rule["passed"] else "[red]FAIL[/]", rule["detail"])
+        verdict = ("n/a" if not rule.get("applicable", True)
+                   else "[green]pass[/]" if rule["passed"] else "[red]FAIL[/]")
+        r.add_row(rule["id"], _fmt(rule["weight"]), verdict, rule["detail"])
     out.print(r)
     for finding in report["findings"]:
         out.print(f"[yellow]finding:[/] {finding}")
