@@ -54,7 +54,8 @@ def _staging_gates() -> dict[str, Gate]:
 class Environment(Strict):
     gates: dict[str, Gate] = Field(default_factory=_staging_gates)
     requires: list[str] = Field(default_factory=list)  # environments a version must pass first
-    target: str = "local"
+    target: Literal["local", "kubernetes"] = "local"
+    target_options: dict[str, Any] = Field(default_factory=dict)
     approvals: int = 0
 
 
@@ -95,6 +96,9 @@ class Config(Strict):
     compression: Compression = Field(default_factory=Compression)
     constitutional_hash: str
     signing: Literal["off", "optional", "required"] = "optional"
+    allowed_signers: str | None = None  # path in the repo, for `verify --signatures`
+    allowed_signers_hash: str | None = None  # sha256(file)[:16]: the pin
+    deploy_root: str = ".mlops/deploy"  # the local target's slots (git-ignored)
     environments: dict[str, Environment] = Field(default_factory=default_environments)
     performance_targets: PerformanceTargets = Field(default_factory=PerformanceTargets)
     alerts: Alerts = Field(default_factory=Alerts)
