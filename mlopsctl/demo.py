@@ -1,9 +1,10 @@
 """``mlopsctl demo``: a narrated tour in a fresh temporary repository.
 
 Trains a small scikit-learn model on a dataset shipped with scikit-learn, then runs the real
-commands (in-process, exactly as typed) a new user would: init, two bumps, show, history, a
-verified fetch and verify. Keys and the artifact remote live inside the demo directory, so the
-demo leaves nothing in your own configuration.
+commands (in-process, exactly as typed) a new user would: init, bumps, show, history, a
+verified fetch, verify, validate, promotion through staging and production (blue-green), a
+second release and a rollback. Keys, the artifact remote and the deploy slots live inside the
+demo directory, so the demo leaves nothing in your own configuration.
 """
 
 from __future__ import annotations
@@ -134,8 +135,27 @@ def run_demo(directory: Path | None, say: Callable[[str], None],
         say("[cyan]8. Validate for staging: metrics recomputed on the holdout, latency measured, "
             "the policy scored; the report is stored as a git note.[/]")
         step(["validate", f"{MODEL}@0.2.0", "--env", "staging", "--latency-runs", "100"])
+        say("[cyan]9. Release 0.2.0: staging first, then production (validated for production "
+            "on the way). Each goes into the idle blue/green slot, is smoke-tested, and goes "
+            "live with an atomic flip.[/]")
+        step(["promote", MODEL, "0.2.0", "--to", "staging"])
+        step(["promote", MODEL, "0.2.0", "--to", "production", "-m", "first release"])
+        say("[cyan]10. A second release: retrain, register 0.3.0, promote it through both "
+            "environments.[/]")
+        metrics = _train(repo, c=10.0, max_iter=1000)
+        say(f"   retrained: {metrics}")
+        step(["bump", MODEL, "--minor", "--metrics", "metrics.json", "--params", "params.json",
+              "--data", "data/train.csv", "-m", "C=10"])
+        step(["promote", MODEL, "0.3.0", "--to", "staging"])
+        step(["promote", MODEL, "0.3.0", "--to", "production", "-m", "second release"])
+        step(["status", MODEL])
+        say("[cyan]11. Something is wrong in production: roll back. 0.2.0 is still warm in the "
+            "other slot, so this is an instant flip (recorded as its own event).[/]")
+        step(["rollback", MODEL, "--env", "production", "-m", "demo: pretend p95 regressed"])
+        step(["status", MODEL])
+        step(["history", MODEL])
     finally:
         os.chdir(old)
     say(f"[green]Done.[/] The demo repository is {repo} — `cd` there and try "
-        "`mlopsctl show` or `git tag -n`.")
+        "`mlopsctl show`, `mlopsctl status` or `git tag -n`; `gto show` reads it too.")
     return repo

@@ -128,13 +128,32 @@ def score(req: dict[str, Any]) -> dict[str, Any]:
             "timings": {"predict_s": predict_s, "metrics_s": metrics_s}}
 
 
+def smoke(req: dict[str, Any]) -> dict[str, Any]:
+    """Load the model and predict a few holdout rows (or just load, with no holdout)."""
+    from mlopsctl.safeload import UnsafeArtifact, load_model
+
+    try:
+        model = load_model(Path(req["artifact"]), req["format"])
+    except UnsafeArtifact as exc:
+        return {"ok": False, "refused": True, "error": str(exc)}
+    rows = 0
+    if req.get("holdout"):
+        table = _load_table(Path(req["holdout"]))
+        x = table.drop(columns=[req["target"]], errors="ignore").head(int(req.get("rows", 5)))
+        pred = model.predict(x)
+        rows = len(pred)
+        if rows != len(x):
+            return {"ok": False, "error": f"predicted {rows} values for {len(x)} rows"}
+    return {"ok": True, "rows": rows, "model_class": type(model).__name__}
+
+
 def main() -> int:
     import warnings
 
     warnings.filterwarnings("ignore")
     req = json.loads(sys.stdin.read())
     try:
-        result = score(req)
+        result = smoke(req) if req.get("mode") == "smoke" else score(req)
     except Exception as exc:  # the model's own errors are findings, not worker crashes
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     sys.stdout.write(json.dumps(result))

@@ -13,9 +13,10 @@ import click
 def command(directory: Path | None) -> None:
     """Run a narrated demo in a fresh temporary repository.
 
-    Trains a small scikit-learn model, then runs init, two bumps, show, history, a verified
-    fetch and verify, printing each command as it runs. Nothing outside the demo directory is
-    touched (keys and the artifact remote live inside it).
+    Trains a small scikit-learn model, then runs init, bumps, show, history, a verified fetch,
+    verify, validate, promotions to staging and production, a second release and a rollback,
+    printing each command as it runs. Nothing outside the demo directory is touched (keys and
+    the artifact remote live inside it).
 
     \b
     Example:

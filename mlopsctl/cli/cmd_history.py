@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from mlopsctl.cli import console
@@ -11,13 +13,17 @@ from mlopsctl.cli import console
 @click.argument("model", required=False)
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON (the same fields as `gto history --json`), newest first.")
-def command(model: str | None, as_json: bool) -> None:
-    """Show the registry's events: registrations, stage assignments, deprecations.
+@click.option("--details", is_flag=True,
+              help="With --json: add each event's structured record under 'mlopsctl' (actor, "
+              "previous version, slot, validation summary, rollback).")
+def command(model: str | None, as_json: bool, details: bool) -> None:
+    """Show every event: registrations, promotions, rollbacks, deprecations — who, when, what,
+    from which version, why, and the validation it relied on.
 
     \b
     Example:
       mlopsctl history
-      mlopsctl history churn --json
+      mlopsctl history churn --json --details
     """
     from mlopsctl import registry as reg
     from mlopsctl import views
@@ -32,18 +38,37 @@ def command(model: str | None, as_json: bool) -> None:
     console.warn_policy_drift(ws)
     if model is not None and registry.model(model) is None:
         raise UsageError(f"unknown model '{model}'", hint="mlopsctl show")
-    docs = views.history(registry, model)
+    events = [e for e in registry.history if model is None or e.model == model]
     if as_json:
+        docs = [views.event_doc(e) for e in events]
+        if details:
+            for doc, event in zip(docs, events, strict=True):
+                doc["mlopsctl"] = event.data or None
         console.emit_json(docs)
         return
-    if not docs:
+    if not events:
         console.note("No events yet.")
         return
-    t = console.table("when", "model", "event", "version", "stage", "who", "message")
-    for d in reversed(docs):  # oldest first reads like a log
-        t.add_row(d["timestamp"][:16].replace("T", " "), d["artifact"], d["event"],
-                  d["version"] or "-", d["stage"] or "-", d["author"],
-                  d["message"].split("\n", 1)[0])
-    for col in t.columns[:5]:
+    t = console.table("when", "model", "event", "version", "env", "from", "who", "why",
+                      "validation")
+    for e in reversed(events):  # oldest first reads like a log
+        t.add_row(*_row(e))
+    for col in t.columns[:6]:
         col.no_wrap = True
     console.out().print(t)
+
+
+def _row(e: Any) -> list[str]:
+    from mlopsctl.views import EVENT_NAMES
+
+    data = e.data
+    kind = data.get("event") or EVENT_NAMES[e.kind]
+    if data.get("rollback"):
+        kind = "[yellow]rollback[/]"
+    prev = data.get("previous_version") or data.get("parent_version")
+    validation = data.get("validation") or {}
+    val = f"{validation['compliance']:.0%} compliant" if validation.get("compliance") is not None \
+        else ""
+    why = data.get("message") or e.title
+    return [e.date_iso[:16].replace("T", " "), e.model, kind, e.version or "-", e.stage or "-",
+            f"v{prev}" if prev else "-", data.get("actor", e.author).split(" <")[0], why, val]

@@ -1,0 +1,56 @@
+"""``mlopsctl status``."""
+
+from __future__ import annotations
+
+import click
+
+from mlopsctl.cli import console
+
+
+@click.command("status")
+@click.argument("model", required=False)
+@click.option("--env", metavar="ENV", help="Only this environment.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def command(model: str | None, env: str | None, as_json: bool) -> None:
+    """What is live where: per environment the live version, both slots, when and by whom it
+    went live, its validation summary, and whether the target matches the registry.
+
+    Exits 1 when a target is out of sync or unhealthy (`mlopsctl sync` repairs it).
+
+    \b
+    Example:
+      mlopsctl status
+      mlopsctl status churn --env production --json
+    """
+    from mlopsctl.errors import CheckFailed
+    from mlopsctl.project import Project
+    from mlopsctl.promotion import status
+
+    rows = status(Project.open(), model, env)
+    if as_json:
+        console.emit_json(rows)
+    elif not rows:
+        console.note("Nothing is deployed yet. Release a version with: mlopsctl promote MODEL "
+                     "VERSION --to staging")
+    else:
+        t = console.table("model", "env", "live", "blue", "green", "since", "by", "validation",
+                          "target")
+        for r in rows:
+            v = r["validation"] or {}
+            val = f"compliance {v['compliance']:.0%}" if v.get("compliance") is not None else "-"
+            live = (r["live"] or "-") + (" (rollback)" if r["rollback"] else "")
+            state = "in sync" if r["in_sync"] and r["healthy"] else "[red]OUT OF SYNC[/]"
+            t.add_row(r["model"], r["environment"], live,
+                      *(_slot(r, s) for s in ("blue", "green")),
+                      (r["since"] or "-")[:16].replace("T", " "), (r["by"] or "-"), val,
+                      f"{r['target']}: {state}")
+        console.out().print(t)
+    bad = [f"{r['model']} {r['environment']}" for r in rows
+           if not (r["in_sync"] and r["healthy"])]
+    if bad:
+        raise CheckFailed("targets out of sync: " + ", ".join(bad), hint="mlopsctl sync")
+
+
+def _slot(row: dict[str, object], slot: str) -> str:
+    version = row["slots"][slot] or "-"  # type: ignore[index]
+    return f"{version} *" if row["live_slot"] == slot else str(version)

@@ -1,0 +1,109 @@
+"""The ``local`` target: ``<deploy_root>/<env>/<model>/{blue,green}/`` plus ``current``, a
+symlink to the live slot switched with an atomic rename. Each slot holds the artifact under its
+original file name and ``slot.json`` (model, version, sha256)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mlopsctl.deploy import SLOTS, DeployedSlot, SlotPlan, TargetState
+from mlopsctl.errors import EnvironmentProblem
+from mlopsctl.fsio import atomic_write, sha256_file
+
+META = "slot.json"
+
+
+class LocalTarget:
+    name = "local"
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def dir(self, env: str, model: str) -> Path:
+        return self.base / env / model
+
+    def slot_dir(self, env: str, model: str, slot: str) -> Path:
+        return self.dir(env, model) / slot
+
+    def prepare(self, plan: SlotPlan, slot: str, manifest: Any, artifact: Path) -> None:
+        """Put a verified artifact into ``slot`` (never the live one): built beside it, then
+        swapped in with renames, so a reader sees the old slot or the new one."""
+        home = self.dir(plan.env, plan.model)
+        if self.live_slot(plan.env, plan.model) == slot:
+            raise EnvironmentProblem(f"refusing to overwrite the live slot {slot} of "
+                                     f"{plan.model} in {plan.env}")
+        home.mkdir(parents=True, exist_ok=True)
+        tmp = home / f".{slot}.new-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        name = Path(manifest.artifact.path).name
+        shutil.copyfile(artifact, tmp / name)
+        meta = {"model": manifest.model, "version": manifest.version, "file": name,
+                "sha256": manifest.artifact.sha256,
+                "prepared_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat()}
+        atomic_write(tmp / META, json.dumps(meta, indent=2).encode())
+        final = home / slot
+        old = home / f".{slot}.old-{os.getpid()}"
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def artifact_in(self, env: str, model: str, slot: str) -> Path | None:
+        meta = self._meta(self.slot_dir(env, model, slot))
+        if meta is None:
+            return None
+        return self.slot_dir(env, model, slot) / str(meta["file"])
+
+    def activate(self, plan: SlotPlan) -> None:
+        """Point ``current`` at the plan's live slot (atomic), or remove it when none is live."""
+        home = self.dir(plan.env, plan.model)
+        link = home / "current"
+        if plan.live_slot is None:
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
+            return
+        home.mkdir(parents=True, exist_ok=True)
+        tmp = home / f".current.{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(plan.live_slot, tmp)
+        os.replace(tmp, link)
+
+    def live_slot(self, env: str, model: str) -> str | None:
+        try:
+            target = os.readlink(self.dir(env, model) / "current")
+        except OSError:
+            return None
+        return target if target in SLOTS else None
+
+    def state(self, env: str, model: str) -> TargetState:
+        slots = {slot: self._inspect(self.slot_dir(env, model, slot)) for slot in SLOTS}
+        return TargetState(self.live_slot(env, model), slots)
+
+    @staticmethod
+    def _meta(path: Path) -> dict[str, Any] | None:
+        try:
+            data = json.loads((path / META).read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _inspect(self, path: Path) -> DeployedSlot:
+        meta = self._meta(path)
+        if meta is None:
+            return DeployedSlot(None, None, path.exists() is False, "empty")
+        version = f"v{meta.get('version')}"
+        artifact = path / str(meta.get("file"))
+        if not artifact.is_file():
+            return DeployedSlot(version, None, False, "artifact file missing")
+        digest = sha256_file(artifact)
+        if digest != meta.get("sha256"):
+            return DeployedSlot(version, digest, False, "artifact bytes do not match sha256")
+        return DeployedSlot(version, digest, True, "ok")
