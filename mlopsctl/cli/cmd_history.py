@@ -51,11 +51,21 @@ def command(model: str | None, as_json: bool, details: bool) -> None:
         return
     t = console.table("when", "model", "event", "version", "env", "from", "who", "why",
                       "validation")
-    for e in reversed(events):  # oldest first reads like a log
+    # Oldest first reads like a log; within one second, by GTO's priority, then counter.
+    for e in sorted(events, key=lambda e: (e.timestamp, e.priority, e.counter or 0,
+                                            _semver_key(e.version))):
         t.add_row(*_row(e))
     for col in t.columns[:6]:
         col.no_wrap = True
     console.out().print(t)
+
+
+def _semver_key(version: str | None) -> tuple[object, ...]:
+    from mlopsctl import semver
+
+    if version and semver.is_valid(version):
+        return semver.parse(version).sort_key()
+    return ()
 
 
 def _row(e: Any) -> list[str]:

@@ -42,7 +42,8 @@ def command(model: str | None, env: str | None, as_json: bool) -> None:
             state = "in sync" if r["in_sync"] and r["healthy"] else "[red]OUT OF SYNC[/]"
             t.add_row(r["model"], r["environment"], live,
                       *(_slot(r, s) for s in ("blue", "green")),
-                      (r["since"] or "-")[:16].replace("T", " "), (r["by"] or "-"), val,
+                      (r["since"] or "-")[:16].replace("T", " "),
+                      (r["by"] or "-").split(" <")[0], val,
                       f"{r['target']}: {state}")
         console.out().print(t)
     bad = [f"{r['model']} {r['environment']}" for r in rows
