@@ -13,8 +13,8 @@ from mlopsctl import manifests as mf
 from mlopsctl import registry as reg
 from mlopsctl.errors import MlopsError, UsageError
 from mlopsctl.fsio import sha256_file
+from mlopsctl.progress import Reporter
 from mlopsctl.project import Project, parse_ref
-from mlopsctl.versioning import Reporter
 
 
 @dataclass(frozen=True)

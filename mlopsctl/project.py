@@ -53,12 +53,9 @@ class Project:
 
     def policy_drift(self) -> str | None:
         """A sentence describing the drift, or None when policy.yaml matches its pin."""
-        actual = self.policy_hash()
-        pinned = self.config.constitutional_hash
-        if actual == pinned:
-            return None
-        return (f"policy .mlops/policy.yaml has drifted: its hash is {actual}, "
-                f"but config pins {pinned}")
+        from mlopsctl.workspace import drift_message
+
+        return drift_message(self.policy_hash(), self.config.constitutional_hash)
 
     def require_policy_pin(self) -> str:
         """Refuse (exit 1) when the policy drifted; return the pinned hash otherwise."""

@@ -21,8 +21,8 @@ from mlopsctl.deploy import SlotPlan, Target, derive_slots
 from mlopsctl.errors import CheckFailed, ConflictError, UsageError
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.identity import Identity, require_identity
+from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
-from mlopsctl.versioning import Reporter
 
 MAX_ATTEMPTS = 20
 NOTE_FAILURES = "promotion_failures"
@@ -157,7 +157,7 @@ def _record(project: Project, model: str, env: str, version: reg.VersionEntry, t
     from mlopsctl.gitops import refs
     from mlopsctl.signing import should_sign
 
-    sign = should_sign(project.config)
+    sign = should_sign(project.config, project.root)
     for _ in range(MAX_ATTEMPTS):
         state = reg.load(project.root).model(model)
         counter = state.next_counter if state else 1

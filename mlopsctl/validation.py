@@ -22,8 +22,8 @@ from mlopsctl import manifests as mf
 from mlopsctl import policy as pol
 from mlopsctl import registry as reg
 from mlopsctl.errors import CheckFailed, EnvironmentProblem, UsageError
+from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
-from mlopsctl.versioning import Reporter
 
 REPORT_SCHEMA = 1
 NOTE_SECTION = "validations"

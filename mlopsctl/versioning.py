@@ -26,6 +26,7 @@ from mlopsctl.fsio import atomic_write, file_lock, sha256_file
 from mlopsctl.gitops import refs
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.identity import Identity, repo_busy, require_identity
+from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
 
 MAX_ATTEMPTS = 8
@@ -37,18 +38,6 @@ FORMATS = {
     ".skops": "skops",
     ".onnx": "onnx",
 }
-
-
-class Reporter:
-    """Progress callbacks a front end may fill in; services never print."""
-
-    def start(self, label: str, total: int) -> None: ...
-
-    def advance(self, n: int) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def note(self, text: str) -> None: ...
 
 
 @dataclass
@@ -335,7 +324,10 @@ def _publish(project: Project, req: BumpRequest, actor: Identity, artifact: Path
     refs.sync_worktree(root, files)  # at once: the index must not lag behind the branch
     tag = T.format_tag(T.TagEvent(T.REGISTER, req.model, version.tag))
     try:
-        refs.create_tag(root, tag, commit, _tag_message(manifest, actor))
+        from mlopsctl.signing import should_sign
+
+        refs.create_tag(root, tag, commit, _tag_message(manifest, actor),
+                        sign=should_sign(project.config, root))
     except ConflictError:
         # Someone created the tag outside our lock: undo our commit if nobody built on it.
         branch = refs.current_branch(root)

@@ -47,6 +47,9 @@ def command(model: str | None, show_all: bool, as_json: bool) -> None:
         raise UsageError(f"unknown model '{model}'", hint="mlopsctl show")
     manifests = _manifests(ws, state)
     detail = views.model_detail(state, manifests)
+    from mlopsctl.retention import mark_collected
+
+    mark_collected(ws, detail)  # versions[i]["blob"]: stored | collected | missing | None
     if as_json:
         console.emit_json(detail)
     else:
@@ -88,6 +91,7 @@ def _render_detail(detail: dict[str, object]) -> None:
         metrics = ", ".join(f"{k}={val:.3g}" for k, val in list(m.get("metrics", {}).items())[:3])
         size = console.human_size(art["size"]) if art else "-"
         version = v["version"] if v["registered"] else f"{v['version']} (deregistered)"
+        version += {"collected": " (blob gone)", "missing": " (blob missing)"}.get(v["blob"], "")
         t.add_row(version, v["created_at"][:16].replace("T", " "),
                   ", ".join(v["stages"]) or "-", size, art.get("sha256", "-")[:10],
                   metrics or "-", m.get("message", v["message"]) or "")

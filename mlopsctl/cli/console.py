@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from mlopsctl.versioning import Reporter
+from mlopsctl.progress import Reporter
 
 PROGRESS_MIN_BYTES = 8 << 20
 
@@ -85,15 +85,7 @@ class ProgressReporter(Reporter):
 
 def warn_policy_drift(ws: Any) -> None:
     """Read-only commands still run on a drifted policy, but say so."""
-    if not ws.initialized:
-        return
-    from mlopsctl.errors import MlopsError
-    from mlopsctl.project import Project
-
-    try:
-        drift = Project.open(ws.root).policy_drift()
-    except MlopsError:
-        return
+    drift = ws.quick_policy_drift() if ws.initialized else None
     if drift:
         note(f"warning: {drift}")
 

@@ -29,6 +29,7 @@ _FIELDS = (
     "%(taggerdate:iso-strict)",
     "%(*committerdate:unix)",
     "%(contents)",
+    "%(contents:signature)",
 )
 _FORMAT = "%00".join(_FIELDS) + "%00"
 
@@ -62,7 +63,7 @@ def _record(chunk: list[str]) -> TagRecord | None:
         tagger_email=chunk[6].strip("<>"),
         timestamp=int(chunk[7]),
         date_iso=chunk[8],
-        message=chunk[10],
+        message=chunk[10].removesuffix(chunk[11]) if chunk[11] else chunk[10],
         commit_time=int(chunk[9] or 0),
     )
 
@@ -175,6 +176,8 @@ def create_tag(
 ) -> None:
     """Create the annotated tag ``name`` -> ``target``. git creates the ref only if it does not
     exist (a locked compare-and-swap against the null id): ConflictError when it does."""
+    if not message.endswith("\n"):
+        message += "\n"  # else git glues a signature onto the last line
     with tempfile.NamedTemporaryFile("wb", prefix="mlopsctl-tag-", delete=False) as fh:
         fh.write(message.encode())
     try:
