@@ -13,9 +13,11 @@ from pathlib import Path
 from mlopsctl.errors import EnvironmentProblem
 
 
-def atomic_write(path: Path, content: bytes, mode: int | None = None) -> None:
+def atomic_write(path: Path, content: bytes, mode: int | None = None, durable: bool = True
+                 ) -> None:
     """Write ``content`` to ``path`` through a temp file in the same directory and os.replace,
-    so a reader sees the old file or the new one, never half of one."""
+    so a reader sees the old file or the new one, never half of one. ``durable=False`` skips
+    the fsync, for copies of what git already stores."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -23,8 +25,9 @@ def atomic_write(path: Path, content: bytes, mode: int | None = None) -> None:
             os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -28,7 +28,8 @@ except AttributeError:  # pragma: no cover
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: validators are built on first use, not at import (start-up time).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 # --- config.yaml -------------------------------------------------------------------------------

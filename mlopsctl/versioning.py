@@ -272,7 +272,7 @@ def _publish(project: Project, req: BumpRequest, actor: Identity, artifact: Path
     number = str(version)
     pointer = ws.pointer_path(req.model, number)
     pointer_bytes = pointer_text(f"{number}.zst", stored.md5, stored.stored_size)
-    atomic_write(pointer, pointer_bytes)
+    atomic_write(pointer, pointer_bytes, durable=False)  # rewritten, then committed
     project.remote.put(blob_path, stored.md5, pointer)
 
     head = refs.head_commit(root)

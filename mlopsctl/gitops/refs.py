@@ -133,7 +133,7 @@ def commit_files(
 def sync_worktree(root: Path, files: Mapping[str, bytes]) -> None:
     """Bring the work tree and the index in line with files just committed."""
     for rel, content in files.items():
-        atomic_write(root / rel, content)
+        atomic_write(root / rel, content, durable=False)  # git holds the committed copy
     git(root, "update-index", "--add", "--", *files.keys())
 
 

@@ -77,10 +77,18 @@ def encrypt_file(
     header = _HEADER.pack(MAGIC, CHUNK, salt, key_id.encode().ljust(16, b"\0")[:16])
     aead = _aead(key, salt)
     aad = _aad(header, model, version)
-    sha = hashlib.sha256()
+    sha_of_input = hashlib.sha256()
+    sha = _Background(sha_of_input.update)
     md5 = hashlib.md5()
-    dst.write(header)
-    md5.update(header)
+
+    def write(data: bytes) -> None:
+        md5.update(data)
+        dst.write(data)
+
+    # Hashing the input and md5-ing + writing the output run beside compression and
+    # encryption: hashlib and file writes release the GIL, so two cores share the pass.
+    sink = _Background(write)
+    sink.put(header)
     stored = len(header)
     index = 0
     pending: bytes | None = None
@@ -88,8 +96,7 @@ def encrypt_file(
     def seal(chunk: bytes, last: bool, extra: bytes = b"") -> None:
         nonlocal index, stored
         sealed = aead.encrypt(_nonce(index, last), chunk, aad + extra)
-        dst.write(sealed)
-        md5.update(sealed)
+        sink.put(sealed)
         stored += len(sealed)
         index += 1
 
@@ -97,31 +104,72 @@ def encrypt_file(
     threads = min(os.cpu_count() or 1, 4)
     cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_content_size=True)
     chunker = cctx.chunker(size=size, chunk_size=CHUNK)
-    buf = bytearray(READ_BLOCK)
-    view = memoryview(buf)
     total = 0
-    while True:
-        n = src.readinto(buf)  # type: ignore[attr-defined]
-        if not n:
-            break
-        data = view[:n]
-        sha.update(data)
-        total += n
-        for out in chunker.compress(data):
+    try:
+        while data := src.read(READ_BLOCK):
+            sha.put(data)
+            total += len(data)
+            for out in chunker.compress(data):
+                if pending is not None:
+                    seal(pending, False)
+                pending = out
+            if progress:
+                progress(len(data))
+        if total != size:
+            raise EnvironmentProblem("the artifact changed size while it was being read")
+        for out in chunker.finish():
             if pending is not None:
                 seal(pending, False)
             pending = out
-        if progress:
-            progress(n)
-    if total != size:
-        raise EnvironmentProblem("the artifact changed size while it was being read")
-    for out in chunker.finish():
-        if pending is not None:
-            seal(pending, False)
-        pending = out
-    assert pending is not None  # a zstd frame is never empty
-    seal(pending, True, sha.digest())
-    return StoredBlob(sha.hexdigest(), total, stored, md5.hexdigest())
+        assert pending is not None  # a zstd frame is never empty
+        sha.join()
+        seal(pending, True, sha_of_input.digest())
+        sink.join()
+    finally:
+        sha.stop()
+        sink.stop()
+    return StoredBlob(sha_of_input.hexdigest(), total, stored, md5.hexdigest())
+
+
+class _Background:
+    """Run ``consume(item)`` for each item on a worker thread, through a small bounded queue
+    (so memory stays constant). ``join`` drains it and re-raises the worker's error."""
+
+    def __init__(self, consume: Callable[[bytes], object]) -> None:
+        import queue
+        import threading
+
+        self.consume = consume
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self.done = False
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.consume(item)
+                except BaseException as exc:  # handed to the caller in join()
+                    self.error = exc
+
+    def put(self, item: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def stop(self) -> None:
+        """End the worker (idempotent), keeping any error for ``join``."""
+        if not self.done:
+            self.done = True
+            self.queue.put(None)
+            self.thread.join()
+
+    def join(self) -> None:
+        self.stop()
+        if self.error is not None:
+            raise self.error
 
 
 def read_header(src: BinaryIO) -> tuple[bytes, int, bytes, str]:
@@ -135,16 +183,22 @@ def read_header(src: BinaryIO) -> tuple[bytes, int, bytes, str]:
 
 
 class _HashingSink:
+    """Hashes (and writes) restored bytes on a worker thread, beside decryption."""
+
     def __init__(self, dst: BinaryIO | None) -> None:
-        self.dst = dst
         self.sha = hashlib.sha256()
         self.size = 0
 
+        def consume(data: bytes) -> None:
+            self.sha.update(data)
+            if dst is not None:
+                dst.write(data)
+
+        self.worker = _Background(consume)
+
     def write(self, data: bytes) -> int:
-        self.sha.update(data)
         self.size += len(data)
-        if self.dst is not None:
-            self.dst.write(data)
+        self.worker.put(bytes(data))
         return len(data)
 
 
@@ -200,6 +254,7 @@ def decrypt_file(
                 break
             current, index = following, index + 1
         writer.flush()
+        sink.worker.join()
     except InvalidTag:
         raise IntegrityError(
             f"the stored blob of {model}@{version} fails authentication: it was altered, "
@@ -209,6 +264,8 @@ def decrypt_file(
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"the stored blob of {model}@{version} does not decompress: {exc}") \
             from None
+    finally:
+        sink.worker.stop()
     digest = sink.sha.hexdigest()
     if digest != expected_sha256 or (expected_size is not None and sink.size != expected_size):
         raise IntegrityError(
