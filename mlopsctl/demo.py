@@ -156,6 +156,8 @@ def run_demo(directory: Path | None, say: Callable[[str], None],
         step(["history", MODEL])
     finally:
         os.chdir(old)
-    say(f"[green]Done.[/] The demo repository is {repo} — `cd` there and try "
-        "`mlopsctl show`, `mlopsctl status` or `git tag -n`; `gto show` reads it too.")
+    say(f"[green]Done.[/] The demo repository is {repo}. Its encryption key lives beside it, "
+        "not in your own key store; to keep exploring:\n"
+        f"   export MLOPSCTL_CONFIG_DIR={base / 'user-config'}\n"
+        f"   cd {repo} && mlopsctl status && mlopsctl history   (`gto show` reads it too)")
     return repo

@@ -33,9 +33,37 @@ def diagnose(start: Path | None = None) -> list[Finding]:
         findings.append(Finding("config", FAIL, exc.message, exc.hint or ""))
         return findings
     findings.append(Finding("config", OK, ".mlops/config.yaml parses"))
-    findings += [_dvc(project), _remote(project), _key(project), _policy(project)]
+    findings += [_dvc(project), _remote(project), _key(project), _policy(project),
+                 _index(project), _targets(project)]
     findings += _tags(project)
     return findings
+
+
+def _index(project) -> Finding:
+    from mlopsctl.gitops.git import git
+
+    out = git(project.root, "diff", "--cached", "--name-only", "--diff-filter=D", "HEAD", "--",
+              ".mlops").decode().split()
+    if out:
+        return Finding("index", WARN, f"{len(out)} registry files are committed but missing "
+                       "from the index (an interrupted write)",
+                       "git reset -q HEAD -- .mlops  (the next mlopsctl write repairs it too)")
+    return Finding("index", OK, "registry files in the index match HEAD")
+
+
+def _targets(project) -> Finding:
+    from mlopsctl.promotion import status
+
+    try:
+        rows = status(project)
+    except MlopsError as exc:
+        return Finding("targets", WARN, exc.message, exc.hint or "")
+    drifted = [f"{r['model']} {r['environment']}" for r in rows
+               if not (r["in_sync"] and r["healthy"])]
+    if drifted:
+        return Finding("targets", WARN, "out of sync with the registry: " + ", ".join(drifted),
+                       "mlopsctl sync")
+    return Finding("targets", OK, f"{len(rows)} deployments match the registry")
 
 
 def _identity(ws: Workspace) -> Finding:
