@@ -47,12 +47,7 @@ class ReleaseResult:
 
 
 def assigned_versions(state: reg.ModelState | None, env: str) -> list[str]:
-    """Versions assigned to ``env``, oldest first (GTO's event order, counters breaking ties)."""
-    if state is None:
-        return []
-    events = [e for e in state.events if e.kind == T.ASSIGN and e.stage == env and e.version]
-    events.sort(key=lambda e: (e.timestamp, e.counter or 0))
-    return [e.version for e in events if e.version]
+    return state.assigned(env) if state else []
 
 
 def current_plan(state: reg.ModelState | None, model: str, env: str) -> SlotPlan:

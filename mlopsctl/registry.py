@@ -57,17 +57,22 @@ class Event:
     def data(self) -> dict[str, Any]:
         """The structured YAML block mlopsctl writes after the first blank line (empty if none)."""
         _, sep, rest = self.message.partition("\n\n")
-        if not sep or DATA_KEY not in rest:
-            return {}
-        import yaml
+        return parse_event_data(rest) if sep else {}
 
-        try:
-            loaded = yaml.load(rest, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except yaml.YAMLError:
-            return {}
-        if isinstance(loaded, dict) and isinstance(loaded.get(DATA_KEY), dict):
-            return dict(loaded[DATA_KEY])
+
+def parse_event_data(block: str) -> dict[str, Any]:
+    """The ``mlopsctl:`` mapping of a tag message's YAML block, or {} when there is none."""
+    if DATA_KEY not in block:
         return {}
+    import yaml
+
+    try:
+        loaded = yaml.load(block, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return {}
+    if isinstance(loaded, dict) and isinstance(loaded.get(DATA_KEY), dict):
+        return dict(loaded[DATA_KEY])
+    return {}
 
 
 def desc(events: list[Event]) -> list[Event]:
@@ -167,6 +172,12 @@ class ModelState:
 
     def stages_of(self, version: str) -> list[str]:
         return sorted(s for s, e in self.stages.items() if e.version == version)
+
+    def assigned(self, env: str) -> list[str]:
+        """Versions assigned to ``env``, oldest first (time, then GTO's counter)."""
+        events = [e for e in self.events if e.kind == T.ASSIGN and e.stage == env and e.version]
+        events.sort(key=lambda e: (e.timestamp, e.counter or 0))
+        return [e.version for e in events if e.version]
 
 
 @dataclass

@@ -104,13 +104,6 @@ def _write_tombstone(base: Path, md5: str, model: str, version: str, actor: str)
 # --- what to keep (pure) --------------------------------------------------------------------------
 
 
-def assigned_versions(state: reg.ModelState, env: str) -> list[str]:
-    """Versions assigned to ``env``, oldest first (time, then GTO's counter)."""
-    events = [e for e in state.events if e.kind == T.ASSIGN and e.stage == env and e.version]
-    events.sort(key=lambda e: (e.timestamp, e.counter or 0))
-    return [e.version for e in events if e.version]
-
-
 def keep_reasons(state: reg.ModelState, keep_last: int) -> dict[str, list[str]]:
     """'v1.2.0' -> why it must be kept, for every version the rules keep."""
     from mlopsctl.deploy import derive_slots
@@ -129,7 +122,7 @@ def keep_reasons(state: reg.ModelState, keep_last: int) -> dict[str, list[str]]:
     envs = sorted({e.stage for e in state.events if e.kind == T.ASSIGN and e.stage})
     for env in envs:
         holder = state.stages.get(env)
-        plan = derive_slots(state.name, env, assigned_versions(state, env),
+        plan = derive_slots(state.name, env, state.assigned(env),
                             holder.version if holder else None)
         for slot, version in plan.slots.items():
             if version is None:

@@ -184,7 +184,9 @@ class EventTag:
 
     @property
     def rollback(self) -> bool:
-        return bool(_event_data(self.body).get("rollback") is True)
+        from mlopsctl.registry import parse_event_data
+
+        return bool(parse_event_data(self.body).get("rollback") is True)
 
     def permission(self) -> tuple[str, str | None]:
         """(action, environment) the signer must be allowed."""
@@ -198,20 +200,6 @@ class EventTag:
         return "deprecate", None
 
 
-def _event_data(body: str) -> dict[str, object]:
-    import yaml
-
-    from mlopsctl.registry import DATA_KEY
-
-    if DATA_KEY not in body:
-        return {}
-    try:
-        loaded = yaml.load(body, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
-        return {}
-    if isinstance(loaded, dict) and isinstance(loaded.get(DATA_KEY), dict):
-        return dict(loaded[DATA_KEY])
-    return {}
 
 
 def event_tags(root: Path, model: str | None = None) -> list[EventTag]:
