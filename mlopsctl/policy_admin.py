@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mlopsctl import manifests as mf
@@ -16,29 +17,36 @@ def _load_policy(project: Project) -> mf.Policy:
     return mf.load(project.ws.policy_path, mf.Policy, ".mlops/policy.yaml")
 
 
-def describe() -> dict[str, Any]:
+def acceptances(root: Path) -> list[dict[str, str]]:
+    """Every `policy accept` commit, newest first (one `git log`; no config parsing)."""
     from mlopsctl.gitops.git import git
 
-    project = Project.open()
-    policy = _load_policy(project)
-    actual = project.policy_hash()
-    log = git(project.root, "log", "--format=%H%x00%aI%x00%an <%ae>%x00%s%x00%b%x1e",
+    log = git(root, "log", "--format=%H%x00%aI%x00%an <%ae>%x00%s%x00%b%x1e",
               f"--grep=^{ACCEPT_PREFIX}", "--", ".mlops/config.yaml").decode()
-    acceptances = []
+    out = []
     for record in filter(None, (r.strip("\n") for r in log.split("\x1e"))):
         sha, date, actor, subject, body = (record.split("\x00") + [""] * 5)[:5]
         reason = "\n".join(line for line in body.strip().splitlines()
                            if not line.startswith(("previous: ", "actor: "))).strip()
-        acceptances.append({"commit": sha, "date": date, "actor": actor,
-                            "hash": subject.removeprefix(ACCEPT_PREFIX).split()[0],
-                            "message": reason})
+        previous = next((line.split(": ", 1)[1] for line in body.splitlines()
+                         if line.startswith("previous: ")), "")
+        out.append({"commit": sha, "date": date, "actor": actor,
+                    "hash": subject.removeprefix(ACCEPT_PREFIX).split()[0],
+                    "previous": previous, "message": reason})
+    return out
+
+
+def describe() -> dict[str, Any]:
+    project = Project.open()
+    policy = _load_policy(project)
+    actual = project.policy_hash()
     return {
         "name": policy.name,
         "pinned_hash": project.config.constitutional_hash,
         "actual_hash": actual,
         "pin_intact": actual == project.config.constitutional_hash,
         "rules": [r.model_dump(mode="json") for r in policy.rules],
-        "acceptances": acceptances,
+        "acceptances": acceptances(project.root),
     }
 
 

@@ -51,13 +51,31 @@ def command(model: str | None, as_json: bool, details: bool) -> None:
         return
     t = console.table("when", "model", "event", "version", "env", "from", "who", "why",
                       "validation")
+    rows = [(e.timestamp, e.priority, e.counter or 0, _semver_key(e.version), _row(e))
+            for e in events]
+    if model is None:  # policy acceptances are registry-wide events
+        rows += _policy_rows(ws.root)
     # Oldest first reads like a log; within one second, by GTO's priority, then counter.
-    for e in sorted(events, key=lambda e: (e.timestamp, e.priority, e.counter or 0,
-                                            _semver_key(e.version))):
-        t.add_row(*_row(e))
+    for *_, row in sorted(rows, key=lambda r: r[:4]):
+        t.add_row(*row)
     for col in t.columns[:6]:
         col.no_wrap = True
     console.out().print(t)
+
+
+def _policy_rows(root: Any) -> list[tuple[Any, ...]]:
+    from datetime import datetime
+
+    from mlopsctl.policy_admin import acceptances
+
+    rows = []
+    for acc in acceptances(root):
+        when = int(datetime.fromisoformat(acc["date"]).timestamp())
+        rows.append((when, 0, 0, (), [
+            acc["date"][:16].replace("T", " "), "-", "[magenta]policy accepted[/]", acc["hash"],
+            "-", acc["previous"] or "-", acc["actor"].split(" <")[0],
+            acc["message"] or "re-pinned the policy", ""]))
+    return rows
 
 
 def _semver_key(version: str | None) -> tuple[object, ...]:
