@@ -255,6 +255,9 @@ def promote(project: Project, model: str, version: str | None, env: str,
         state = reg.load(project.root).model(model)
         plan = current_plan(state, model, env)
         previous = plan.live_version
+        if previous == entry.version:  # made live by another process while we waited
+            return ReleaseResult(model, env, entry.version, previous, plan.live_slot, None,
+                                 validation=summary)
         slot_before = plan.slot_of(entry.version)
         slot = plan.place(entry.version)
         if slot_before is None:
@@ -391,6 +394,10 @@ def sync(project: Project, model: str | None = None, env: str | None = None,
             if plan.live_version is None and not any(plan.slots.values()):
                 continue
             target = target_for(project, e)
+            sweep = getattr(target, "sweep", None)
+            if sweep is not None:
+                actions += [f"{m} {e}: removed the interrupted fill {name}"
+                            for name in sweep(e, m)]
             actual = target.state(e, m)
             for slot, version in plan.slots.items():
                 if version is None or (actual.slots[slot].version == version

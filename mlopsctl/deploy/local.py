@@ -39,6 +39,7 @@ class LocalTarget:
             raise EnvironmentProblem(f"refusing to overwrite the live slot {slot} of "
                                      f"{plan.model} in {plan.env}")
         home.mkdir(parents=True, exist_ok=True)
+        self.sweep(plan.env, plan.model)
         tmp = home / f".{slot}.new-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -54,6 +55,24 @@ class LocalTarget:
             os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
+
+    def sweep(self, env: str, model: str) -> list[str]:
+        """Remove slot fills left by killed processes (``.<slot>.new-<pid>``/``.old-<pid>``)."""
+        removed = []
+        home = self.dir(env, model)
+        for leftover in home.glob(".*.*-*") if home.is_dir() else []:
+            if not leftover.is_dir() or leftover.name.split(".")[1] not in SLOTS:
+                continue
+            try:
+                os.kill(int(leftover.name.rsplit("-", 1)[1]), 0)
+                continue  # its writer is still running
+            except (ValueError, ProcessLookupError):
+                pass
+            except PermissionError:
+                continue
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover.name)
+        return removed
 
     def artifact_in(self, env: str, model: str, slot: str) -> Path | None:
         meta = self._meta(self.slot_dir(env, model, slot))
