@@ -156,6 +156,7 @@ def _record(project: Project, model: str, env: str, version: reg.VersionEntry, t
     for _ in range(MAX_ATTEMPTS):
         state = reg.load(project.root).model(model)
         counter = state.next_counter if state else 1
+        _after_newest_event(state, env)
         tag = T.format_tag(T.TagEvent(T.ASSIGN, model, stage=env, counter=counter))
         message = f"{title}\n\n{mf.dump_data({reg.DATA_KEY: data})}"
         try:
@@ -165,6 +166,19 @@ def _record(project: Project, model: str, env: str, version: reg.VersionEntry, t
         return tag
     raise ConflictError(f"could not record the event for {model} in {env}: counters kept "
                         "being taken", hint="run the command again")
+
+
+def _after_newest_event(state: reg.ModelState | None, env: str) -> None:
+    """Tag dates have one-second resolution and GTO orders a stage's events by date alone, so
+    a second event for the stage within the same second could be read as the older one. Wait
+    (under the lock, at most a second) until the clock has passed the stage's newest event."""
+    import time
+
+    events = [e.timestamp for e in state.events if e.stage == env] if state else []
+    newest = max(events, default=0)
+    wait = newest + 1 - time.time()
+    if wait > 0:
+        time.sleep(wait + 0.01)
 
 
 def _activate(project: Project, target: Target, plan: SlotPlan) -> None:
@@ -400,6 +414,13 @@ def sync(project: Project, model: str | None = None, env: str | None = None,
                             for name in sweep(e, m)]
             actual = target.state(e, m)
             for slot, version in plan.slots.items():
+                clear = getattr(target, "clear", None)
+                if version is None and actual.slots[slot].version and clear is not None \
+                        and actual.live_slot != slot:
+                    clear(e, m, slot)  # filled by a promotion that never got recorded
+                    actions.append(f"{m} {e}: emptied {slot} "
+                                   f"(held {actual.slots[slot].version}, never released)")
+                    continue
                 if version is None or (actual.slots[slot].version == version
                                        and actual.slots[slot].healthy):
                     continue

@@ -74,6 +74,16 @@ class LocalTarget:
             removed.append(leftover.name)
         return removed
 
+    def clear(self, env: str, model: str, slot: str) -> None:
+        """Empty an idle slot (renamed away first, so no reader sees half of it)."""
+        if self.live_slot(env, model) == slot:
+            raise EnvironmentProblem(f"refusing to empty the live slot {slot} of {model} in {env}")
+        path = self.slot_dir(env, model, slot)
+        if path.exists():
+            gone = path.with_name(f".{slot}.old-{os.getpid()}")
+            os.replace(path, gone)
+            shutil.rmtree(gone, ignore_errors=True)
+
     def artifact_in(self, env: str, model: str, slot: str) -> Path | None:
         meta = self._meta(self.slot_dir(env, model, slot))
         if meta is None:
