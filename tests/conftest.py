@@ -30,19 +30,34 @@ class Result(NamedTuple):
     err: str
 
 
+def isolate(mp: pytest.MonkeyPatch, home: Path) -> None:
+    """HOME (keys, default remotes, git config) in a temp dir, mlopsctl's variables cleared, a
+    fixed git identity. Also for module-scoped builds, with ``pytest.MonkeyPatch.context()``."""
+    mp.setenv("HOME", str(home))
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "MLOPSCTL_KEY", "MLOPSCTL_CONFIG_DIR",
+                "MLOPSCTL_DATA_DIR", "MLOPSCTL_TRANSPORT", "GIT_DIR", "GIT_WORK_TREE"):
+        mp.delenv(var, raising=False)
+    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    mp.setenv("DVC_NO_ANALYTICS", "1")
+    for key, value in IDENTITY.items():
+        mp.setenv(key, value)
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own HOME (keys, default remotes, git config): never the user's."""
     home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "MLOPSCTL_KEY", "MLOPSCTL_CONFIG_DIR",
-                "MLOPSCTL_DATA_DIR", "MLOPSCTL_TRANSPORT", "GIT_DIR", "GIT_WORK_TREE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-    for key, value in IDENTITY.items():
-        monkeypatch.setenv(key, value)
+    isolate(monkeypatch, home)
     return home
+
+
+def write(path: Path, content: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(content)
+    else:
+        path.write_bytes(content)
+    return path
 
 
 def git(cwd: Path, *args: str) -> str:

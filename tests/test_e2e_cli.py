@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import pytest
 import yaml
-from conftest import IDENTITY, chdir, git, make_repo, run
+from conftest import chdir, git, isolate, make_repo, run, write
 
 DVC = Path(sys.executable).parent / "dvc"
 
@@ -42,13 +42,6 @@ def trained() -> list[bytes]:
     ]
 
 
-def write(path: Path, content: bytes | str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, str):
-        path.write_text(content)
-    else:
-        path.write_bytes(content)
-    return path
 
 
 def ok(*args: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
@@ -135,14 +128,7 @@ def snapshots(tmp_path_factory: pytest.TempPathFactory, trained: list[bytes]
     home.mkdir()
     snaps: dict[str, Snapshot] = {}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(home))
-        for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "MLOPSCTL_KEY", "MLOPSCTL_CONFIG_DIR",
-                    "MLOPSCTL_DATA_DIR", "MLOPSCTL_TRANSPORT", "GIT_DIR", "GIT_WORK_TREE"):
-            mp.delenv(var, raising=False)
-        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        mp.setenv("DVC_NO_ANALYTICS", "1")
-        for key, value in IDENTITY.items():
-            mp.setenv(key, value)
+        isolate(mp, home)
         build = make_repo(base / "build")
         mp.chdir(build)
 

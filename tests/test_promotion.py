@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import IDENTITY, git, make_repo, run
+from conftest import IDENTITY, git, isolate, make_repo, run
 
 MODEL = "clf"
 VERSIONS = ("0.1.0", "0.2.0", "0.3.0")
@@ -48,15 +48,7 @@ class Snapshot:
 
 
 def _isolate(mp: pytest.MonkeyPatch, home: Path) -> None:
-    """What conftest's autouse fixture does per test, for a module-scoped build."""
-    mp.setenv("HOME", str(home))
-    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "MLOPSCTL_KEY", "MLOPSCTL_CONFIG_DIR",
-                "MLOPSCTL_DATA_DIR", "MLOPSCTL_TRANSPORT", "GIT_DIR", "GIT_WORK_TREE"):
-        mp.delenv(var, raising=False)
-    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    mp.setenv("DVC_NO_ANALYTICS", "1")
-    for key, value in IDENTITY.items():
-        mp.setenv(key, value)
+    isolate(mp, home)
 
 
 def ok(*args: str) -> str:

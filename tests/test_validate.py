@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import git, run
+from conftest import git, run, write
 
 RUNS = ("--latency-runs", "20")
 CARD = ("--description", "flags malignant tumours", "--intended-use",
@@ -98,13 +98,6 @@ def models(data: dict[str, Any]) -> dict[str, Any]:
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def write(path: Path, content: bytes | str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, str):
-        path.write_text(content)
-    else:
-        path.write_bytes(content)
-    return path
 
 
 def holdout_csv(repo: Path, frame: Any, name: str = "holdout.csv") -> Path:
