@@ -370,7 +370,8 @@ def status(project: Project, model: str | None = None, env: str | None = None
         if plan.live_version is None and not any(plan.slots.values()):
             continue
         holder = state.stages.get(e) if state else None
-        actual = target_for(project, e).state(e, m)
+        target = target_for(project, e)
+        actual = target.state(e, m)
         in_sync = actual.live_slot == plan.live_slot and all(
             actual.slots[s].version == v for s, v in plan.slots.items())
         healthy = all(actual.slots[s].healthy for s, v in plan.slots.items() if v)
@@ -384,7 +385,7 @@ def status(project: Project, model: str | None = None, env: str | None = None
             "event": holder.tag if holder else None,
             "rollback": bool(data.get("rollback")),
             "validation": data.get("validation"),
-            "target": getattr(target_for(project, e), "name", "local"),
+            "target": target.name,
             "in_sync": in_sync, "healthy": healthy,
             "deployed": {s: {"version": d.version, "healthy": d.healthy, "detail": d.detail}
                          for s, d in actual.slots.items()},

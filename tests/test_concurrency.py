@@ -47,7 +47,9 @@ MODEL = "m"
 KILLED = -signal.SIGKILL
 
 HOOK = r"""#!/bin/sh
-# reference-transaction hook installed by tests/test_concurrency.py (fault injection).
+# reference-transaction hook installed by the concurrency and release tests (fault injection):
+# MLOPSCTL_TEST_HANDTAG plays a writer bypassing the lock; MLOPSCTL_TEST_KILL=state:refpattern
+# SIGKILLs the mlopsctl process (the parent of the git running this hook) at that ref state.
 state="$1"
 input=$(cat)
 if [ -n "$MLOPSCTL_TEST_HANDTAG" ] && [ "$state" = committed ]; then

@@ -47,10 +47,6 @@ class Snapshot:
     artifacts: dict[str, bytes] = field(repr=False)  # '0.1.0' -> the registered bytes
 
 
-def _isolate(mp: pytest.MonkeyPatch, home: Path) -> None:
-    isolate(mp, home)
-
-
 def ok(*args: str) -> str:
     result = run(*args)
     assert result.code == 0, f"mlopsctl {' '.join(args)} -> {result.code}\n{result.err}"
@@ -123,7 +119,7 @@ def make_snapshots(root: Path, validate: dict[str, tuple[str, ...]],
     old = os.getcwd()
     with pytest.MonkeyPatch.context() as mp:
         (root / "base" / "home").mkdir(parents=True)
-        _isolate(mp, root / "base" / "home")
+        isolate(mp, root / "base" / "home")
         try:
             snaps = {"base": build_registry(root / "base", validate)}
             previous = snaps["base"]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from conftest import chdir, git, run
+from test_concurrency import install_hook
 from test_promotion import (
     ARTIFACT,
     MODEL,
@@ -44,29 +45,6 @@ from test_promotion import (
 )
 
 from mlopsctl.fsio import file_lock
-
-HOOK = r"""#!/bin/sh
-# reference-transaction hook installed by tests/test_promotion_races.py (fault injection):
-# with MLOPSCTL_TEST_KILL=state:refpattern in the environment, SIGKILL the mlopsctl process
-# (the parent of the git process running this hook) when a matching ref reaches that state.
-[ -n "$MLOPSCTL_TEST_KILL" ] || exit 0
-state="$1"
-input=$(cat)
-want_state=${MLOPSCTL_TEST_KILL%%:*}
-want_ref=${MLOPSCTL_TEST_KILL#*:}
-[ "$state" = "$want_state" ] || exit 0
-for ref in $(echo "$input" | cut -d' ' -f3); do
-  case "$ref" in
-    $want_ref)
-      victim=$(sed -e 's/^.*) //' "/proc/$PPID/stat" | cut -d' ' -f2)
-      tr '\0' ' ' < "/proc/$victim/cmdline" | grep -q mlopsctl || exit 0
-      kill -KILL "$victim"
-      [ "$state" = prepared ] && exit 1
-      exit 0;;
-  esac
-done
-exit 0
-"""
 
 
 @pytest.fixture(scope="module")
@@ -209,13 +187,6 @@ def test_waiting_promote_of_a_version_made_live_meanwhile_records_nothing(
 
 
 # --- SIGKILL at each step, then sync -------------------------------------------------------------
-
-
-def install_hook(repo: Path) -> None:
-    hook = repo / ".git" / "hooks" / "reference-transaction"
-    hook.parent.mkdir(exist_ok=True)
-    hook.write_text(HOOK)
-    hook.chmod(0o755)
 
 
 def kill_by_hook(repo: Path, spec: str, *args: str) -> None:
