@@ -80,23 +80,75 @@ def _metric_threshold(p: Mapping[str, Any], ev: Evidence) -> tuple[bool, str]:
     return ok, f"{name} = {value:.4g} (needs {bound})"
 
 
+# Scale-free metrics: a gap of 0.02 means the same for every model, so the tolerance is
+# absolute. Everything else (MAE, RMSE, latency) is in the model's own units, where only a
+# relative tolerance is fair: 0.03 off an MAE of 49.87 is rounding, not dishonesty.
+SCALE_FREE = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc", "r2"})
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "mse", "log_loss"})
+DEFAULT_TOLERANCE = 0.02  # absolute, for scale-free metrics
+DEFAULT_RELATIVE_TOLERANCE = 0.01  # of the recomputed value, for the others
+_EPSILON = 1e-9  # 0.86 - 0.84 is 0.0200000001 in floating point
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER and not metric.endswith("_ms")
+
+
+def metric_tolerance(metric: str, recomputed: float, tolerance: float = DEFAULT_TOLERANCE,
+                     relative: float = DEFAULT_RELATIVE_TOLERANCE) -> float:
+    """How far a reported value may stray from the recomputed one."""
+    if metric in SCALE_FREE:
+        return tolerance
+    return relative * abs(recomputed)
+
+
+def _gap(metric: str, reported: float, recomputed: float, tolerance: float,
+         relative: float) -> float:
+    """How much better than recomputed the report claims (> 0), or worse (< 0), beyond the
+    tolerance; 0 within it."""
+    allowed = metric_tolerance(metric, recomputed, tolerance, relative) + _EPSILON
+    claimed = reported - recomputed if higher_is_better(metric) else recomputed - reported
+    return claimed if abs(claimed) > allowed else 0.0
+
+
 def reported_gaps(reported: Mapping[str, float], metrics: Mapping[str, float],
-                  tolerance: float) -> dict[str, tuple[float, float]]:
-    """Reported metrics that differ from the recomputed ones by more than ``tolerance``."""
+                  tolerance: float = DEFAULT_TOLERANCE,
+                  relative: float = DEFAULT_RELATIVE_TOLERANCE) -> dict[str, tuple[float, float]]:
+    """Reported metrics that claim better than the recomputed ones, beyond the tolerance that
+    fits each metric: (reported, recomputed) by name."""
     return {k: (v, metrics[k]) for k, v in reported.items()
-            if k in metrics and abs(v - metrics[k]) > tolerance}
+            if k in metrics and _gap(k, v, metrics[k], tolerance, relative) > 0}
+
+
+def under_reported(reported: Mapping[str, float], metrics: Mapping[str, float],
+                   tolerance: float = DEFAULT_TOLERANCE,
+                   relative: float = DEFAULT_RELATIVE_TOLERANCE) -> dict[str, tuple[float, float]]:
+    """Reported metrics worse than the recomputed ones (modesty, or a different split): a note,
+    not dishonesty."""
+    return {k: (v, metrics[k]) for k, v in reported.items()
+            if k in metrics and _gap(k, v, metrics[k], tolerance, relative) < 0}
+
+
+def tolerances(params: Mapping[str, Any]) -> tuple[float, float]:
+    """(absolute, relative) tolerance from a ``reported_consistent`` rule's params."""
+    return (float(params.get("tolerance", DEFAULT_TOLERANCE)),
+            float(params.get("relative_tolerance", DEFAULT_RELATIVE_TOLERANCE)))
 
 
 def _reported_consistent(p: Mapping[str, Any], ev: Evidence) -> tuple[bool, str]:
-    tol = float(p.get("tolerance", 0.02))
+    tol, rel = tolerances(p)
     comparable = [k for k in ev.reported if k in ev.metrics]
     if not comparable:
         return True, "no reported metric to compare"
-    gaps = reported_gaps(ev.reported, ev.metrics, tol)
+    gaps = reported_gaps(ev.reported, ev.metrics, tol, rel)
+    modest = under_reported(ev.reported, ev.metrics, tol, rel)
+    note = ("; note: " + ", ".join(f"{k} reported {a:.4g}, worse than recomputed {b:.4g}"
+                                   for k, (a, b) in modest.items())) if modest else ""
     if gaps:
         return False, ", ".join(f"{k} reported {a:.4g} vs recomputed {b:.4g}"
-                                for k, (a, b) in gaps.items())
-    return True, f"{len(comparable)} reported metrics within {tol}"
+                                for k, (a, b) in gaps.items()) + note
+    return True, (f"{len(comparable)} reported metrics within {tol} (scale-free) or "
+                  f"{rel:.0%} (in the model's units){note}")
 
 
 def _latency_budget(p: Mapping[str, Any], ev: Evidence) -> tuple[bool, str]:
@@ -179,3 +231,40 @@ def evaluate(policy: mf.Policy, evidence: Evidence) -> PolicyReport:
             passed, detail = False, f"malformed rule: {exc}"
         outcomes.append(RuleOutcome(rule.id, rule.check, rule.weight, passed, detail))
     return PolicyReport(outcomes)
+
+
+# --- forecasting, before any validation --------------------------------------------------------
+
+# Checks that need nothing but the manifest and the card, so they can be judged at `bump` time.
+STATIC_CHECKS = frozenset({"card_fields", "lineage_present", "allowed_formats"})
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The policy as things stand before validation: static rules judged, the rest pending."""
+
+    judged: list[RuleOutcome] = field(default_factory=list)
+    pending: list[mf.Rule] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[RuleOutcome]:
+        return [o for o in self.judged if not o.passed]
+
+    @property
+    def best_compliance(self) -> float:
+        """The highest compliance validation could still reach: every pending rule passing
+        (a pending rule that turns out not to apply only lowers the best case)."""
+        pending = sum(r.weight for r in self.pending)
+        total = sum(o.weight for o in self.judged) + pending
+        if total == 0:
+            return 1.0
+        return (sum(o.weight for o in self.judged if o.passed) + pending) / total
+
+
+def forecast(policy: mf.Policy, manifest: mf.VersionManifest,
+             card: mf.ModelCard | None) -> Forecast:
+    evidence = Evidence(metrics={}, reported=manifest.metrics, latency={}, manifest=manifest,
+                        card=card, artifact_verified=False)
+    static = mf.Policy(rules=[r for r in policy.rules if r.check in STATIC_CHECKS])
+    pending = [r for r in policy.rules if r.check not in STATIC_CHECKS]
+    return Forecast(evaluate(static, evidence).outcomes, pending)
