@@ -201,10 +201,46 @@ class VersionManifest(Strict):
 # --- io ------------------------------------------------------------------------------------------
 
 
+# YAML aliases share one object, so `a: &a [x, x]`, `b: &b [*a, *a]`, ... stays small when
+# loaded and explodes when dumped, validated or hashed (a "billion laughs"): count what the data
+# expands to before anything walks it.
+MAX_YAML_VALUES = 200_000
+
+
+def expands_beyond(data: Any, limit: int = MAX_YAML_VALUES) -> bool:
+    """Whether ``data``, with every shared reference expanded, holds more than ``limit`` values.
+    Stops counting at the limit, so a bomb costs at most ``limit`` steps."""
+    stack = [data]
+    seen = 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+def check_expansion(text: str | bytes, data: Any) -> bool:
+    """True when ``data`` (loaded from ``text``) is within MAX_YAML_VALUES; cheap for the
+    common case: no alias, no expansion."""
+    marker = b"*" if isinstance(text, bytes) else "*"
+    return marker not in text or not expands_beyond(data)  # type: ignore[operator]
+
+
 def parse_yaml(text: str | bytes, model: type[M], source: str) -> M:
     """Parse YAML text into ``model``; EnvironmentProblem names the source, line and field."""
     try:
         data = yaml.load(text, Loader=_Loader)
+        if not check_expansion(text, data):
+            raise EnvironmentProblem(
+                f"{source}: its YAML aliases expand to more than {MAX_YAML_VALUES:,} values "
+                "(an alias bomb?)",
+                hint=f"write the values out, or restore it with `git checkout -- {source}`")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

@@ -102,7 +102,7 @@ def target_for(project: Project, env: str) -> Target:
         return KubernetesTarget(project.root, options, lookup)
     from mlopsctl.deploy.local import LocalTarget
 
-    return LocalTarget(project.root / project.config.deploy_root)
+    return LocalTarget.inside(project.root, project.config.deploy_root)
 
 
 def _environment(project: Project, env: str) -> mf.Environment:
@@ -354,6 +354,11 @@ def _pairs(project: Project, registry: reg.Registry, model: str | None,
     envs = [env] if env else list(project.config.environments)
     if env is None:
         envs += [s for s in registry.stage_names if s not in envs]
+    elif env not in project.config.environments and env not in registry.stage_names:
+        T.check_name(env, "environment name")
+        known = list(project.config.environments)
+        known += [s for s in registry.stage_names if s not in known]
+        raise UsageError(f"unknown environment '{env}'", hint="environments: " + ", ".join(known))
     models = [model] if model else list(registry.models)
     return [(m, e) for m in models for e in envs]
 

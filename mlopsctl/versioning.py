@@ -64,6 +64,9 @@ class BumpResult:
     retries: int
 
 
+MAX_VERSION_LENGTH = 128
+
+
 def read_mapping(path: Path, what: str) -> dict[str, Any]:
     """A JSON or YAML file holding a mapping (metrics, params)."""
     try:
@@ -79,6 +82,10 @@ def read_mapping(path: Path, what: str) -> dict[str, Any]:
             data = yaml.safe_load(text)
     except Exception as exc:  # json and yaml raise different types
         raise UsageError(f"{what} file {path} cannot be parsed: {exc}") from None
+    if not mf.check_expansion(text, data):
+        raise UsageError(f"{what} file {path}: its YAML aliases expand to more than "
+                         f"{mf.MAX_YAML_VALUES:,} values (an alias bomb?)",
+                         hint="write the values out without anchors and aliases")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -185,6 +192,11 @@ def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -
         raise UsageError(f"artifact {artifact} does not exist or is not a file")
     if req.part and req.version:
         raise UsageError("give either --version or one of --major/--minor/--patch, not both")
+    if req.version and len(req.version) > MAX_VERSION_LENGTH:
+        # It names files (manifest, pointer, staged blob) and a tag ref: keep it well under
+        # the 255-byte file name limit.
+        raise UsageError(f"--version is {len(req.version)} characters long; at most "
+                         f"{MAX_VERSION_LENGTH} are allowed", hint="use a shorter version")
 
     if req.holdout is not None:
         if not req.target:

@@ -1,6 +1,11 @@
 """The ``local`` target: ``<deploy_root>/<env>/<model>/{blue,green}/`` plus ``current``, a
 symlink to the live slot switched with an atomic rename. Each slot holds the artifact under its
-original file name and ``slot.json`` (model, version, sha256)."""
+original file name and ``slot.json`` (model, version, sha256).
+
+Everything it writes stays inside the repository: ``deploy_root`` must be a relative path
+without ``..``, and no directory on the way to a slot may be a symlink (one planted at
+``<deploy_root>/<env>`` would send the artifact copies and the ``current`` flip anywhere), as the
+kubernetes target's ``output_dir`` is checked."""
 
 from __future__ import annotations
 
@@ -9,11 +14,11 @@ import json
 import os
 import shutil
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlopsctl.deploy import SLOTS, DeployedSlot, SlotPlan, TargetState
-from mlopsctl.errors import EnvironmentProblem
+from mlopsctl.errors import EnvironmentProblem, UsageError
 from mlopsctl.fsio import atomic_write, sha256_file
 
 META = "slot.json"
@@ -22,11 +27,39 @@ META = "slot.json"
 class LocalTarget:
     name = "local"
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, root: Path | None = None) -> None:
         self.base = base
+        self.root = root
+
+    @classmethod
+    def inside(cls, root: Path, deploy_root: str) -> LocalTarget:
+        """The target at ``root / deploy_root``; UsageError when ``deploy_root`` leaves the
+        repository (absolute, ``~``, or through ``..``)."""
+        parts = PurePosixPath(deploy_root.replace("\\", "/")).parts
+        if not deploy_root or deploy_root.startswith(("/", "~")) or ".." in parts \
+                or Path(deploy_root).is_absolute():
+            raise UsageError(f"deploy_root {deploy_root!r} is outside the repository",
+                             hint="set deploy_root in .mlops/config.yaml to a relative path "
+                             "inside the repository, e.g. .mlops/deploy")
+        return cls(root / deploy_root, root)
 
     def dir(self, env: str, model: str) -> Path:
-        return self.base / env / model
+        home = self.base / env / model
+        self._refuse_symlinks(home)
+        return home
+
+    def _refuse_symlinks(self, home: Path) -> None:
+        """No directory from the repository root down to ``home`` may be a symlink."""
+        if self.root is None:
+            return
+        path = self.root
+        for part in home.relative_to(self.root).parts:
+            path = path / part
+            if path.is_symlink():
+                raise EnvironmentProblem(
+                    f"refusing to deploy through the symlink {path} "
+                    f"(-> {os.readlink(path)}): the local target writes only inside the "
+                    "repository", hint=f"remove the symlink (rm {path}), then `mlopsctl sync`")
 
     def slot_dir(self, env: str, model: str, slot: str) -> Path:
         return self.dir(env, model) / slot
