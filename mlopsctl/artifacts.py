@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mlopsctl import manifests as mf
 from mlopsctl import registry as reg
+from mlopsctl.blobstate import tombstone
 from mlopsctl.errors import MlopsError, UsageError
 from mlopsctl.fsio import sha256_file
 from mlopsctl.progress import Reporter
@@ -155,6 +156,15 @@ def verify(project: Project, target: str | None = None,
             checks.append(VersionCheck(entry.model, entry.number, True,
                                        "no manifest: registered by another tool", skipped=True))
             continue
+        stored = manifest.artifact.stored
+        if not project.remote.exists(stored.md5):
+            gone = tombstone(project.remote, stored.md5)
+            if gone is not None:  # removed by gc on purpose: not a failure
+                when = f" on {str(gone['collected_at'])[:10]}" if gone.get("collected_at") else ""
+                checks.append(VersionCheck(entry.model, entry.number, True,
+                                           f"collected by gc{when}: blob removed on purpose",
+                                           skipped=True))
+                continue
         try:
             _restore(project, manifest, None, reporter)
         except MlopsError as exc:

@@ -8,8 +8,10 @@ commits), per model:
 - keep every version sitting in the blue or the green slot of any environment, as derived from
   the environment's assignment history (``mlopsctl.deploy.derive_slots``): the idle slot is what
   a rollback flips back to;
-- everything else may go: its blob is removed from the artifact remote. Tags and manifests are
-  never touched, so the history stays whole; ``fetch`` of a collected version fails (exit 3).
+- everything else may go: its blob is removed from the artifact remote, and its ``.dvc``
+  pointer from the branch, in one commit (so `dvc pull` in a fresh clone asks only for blobs
+  that exist). Tags, manifests and the tagged commits are never touched, so the history stays
+  whole; ``fetch`` of a collected version fails (exit 3) and ``verify`` reports it as collected.
 
 Removing a blob leaves a tombstone next to the remote's objects
 (``<remote>/mlopsctl-collected/<md5>``, JSON naming the version, when and by whom): it tells
@@ -19,6 +21,7 @@ ones). Only local-directory remotes are supported for now.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -26,71 +29,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlopsctl import manifests as mf
 from mlopsctl import registry as reg
+from mlopsctl.blobstate import (
+    COLLECTED,
+    MISSING,
+    STORED,
+    tagged_manifests,
+    tombstone_path,
+    was_collected,
+)
+from mlopsctl.deploy import derive_slots
 from mlopsctl.errors import CheckFailed, EnvironmentProblem, MlopsError, UsageError
+from mlopsctl.gitops import refs
 from mlopsctl.gitops import tags as T
+from mlopsctl.gitops.git import GitFailed, git
 from mlopsctl.project import Project
+from mlopsctl.teamsync import fetch_tags
 
 DEFAULT_KEEP_LAST = 5
-TOMBSTONE_DIR = "mlopsctl-collected"
-
-# Blob states, as `blob_states` reports them and `show` displays them.
-STORED = "stored"
-COLLECTED = "collected"  # removed by gc (a tombstone says so)
-MISSING = "missing"  # absent, and no tombstone: never uploaded, or lost
-
-
-# --- manifests of many versions in one git call -------------------------------------------------
-
-
-def tagged_manifests(project: Project, entries: list[reg.VersionEntry]
-                     ) -> dict[tuple[str, str], mf.VersionManifest | None]:
-    """(model, 'v1.2.0') -> the manifest committed on the version's tagged commit (the immutable
-    truth), or None when that commit has none (a version registered by another tool) or it does
-    not parse. One ``git cat-file --batch`` for all of them."""
-    from mlopsctl.gitops.git import git
-
-    if not entries:
-        return {}
-    specs = []
-    for entry in entries:
-        rel = project.ws.rel(project.ws.manifest_path(entry.model, entry.number))
-        specs.append(f"{entry.commit}:{rel}")
-    out = git(project.root, "cat-file", "--batch", input=("\n".join(specs) + "\n").encode())
-    result: dict[tuple[str, str], mf.VersionManifest | None] = {}
-    pos = 0
-    for entry, spec in zip(entries, specs, strict=True):
-        end = out.index(b"\n", pos)
-        header = out[pos:end].decode(errors="replace").split()
-        pos = end + 1
-        manifest = None
-        if len(header) == 3 and header[1] == "blob":
-            size = int(header[2])
-            text = out[pos : pos + size]
-            pos += size + 1  # the content, then a newline
-            try:
-                manifest = mf.parse_yaml(text, mf.VersionManifest,
-                                         f"{spec.split(':', 1)[1]} at {entry.commit[:8]}")
-            except MlopsError:
-                manifest = None
-        elif len(header) == 3:  # a tree or another object under that path: skip its content
-            pos += int(header[2]) + 1
-        result[(entry.model, entry.version)] = manifest
-    return result
 
 
 # --- tombstones -----------------------------------------------------------------------------------
-
-
-def tombstone_path(base: Path, md5: str) -> Path:
-    return base / TOMBSTONE_DIR / md5
-
-
-def was_collected(remote: Any, md5: str) -> bool:
-    """Whether gc removed ``md5`` from this (local-directory) remote on purpose."""
-    base = remote.local_dir
-    return base is not None and tombstone_path(base, md5).is_file()
 
 
 def _write_tombstone(base: Path, md5: str, model: str, version: str, actor: str) -> None:
@@ -106,8 +65,6 @@ def _write_tombstone(base: Path, md5: str, model: str, version: str, actor: str)
 
 def keep_reasons(state: reg.ModelState, keep_last: int) -> dict[str, list[str]]:
     """'v1.2.0' -> why it must be kept, for every version the rules keep."""
-    from mlopsctl.deploy import derive_slots
-
     reasons: dict[str, list[str]] = {}
 
     def keep(version: str | None, why: str) -> None:
@@ -162,6 +119,8 @@ class GcResult:
     already_gone: list[Item] = field(default_factory=list)
     no_blob: list[Item] = field(default_factory=list)  # no mlopsctl manifest: nothing stored
     notes: list[str] = field(default_factory=list)
+    pointers: list[str] = field(default_factory=list)  # .dvc pointers dropped (or to drop)
+    commit: str | None = None  # the commit dropping them
 
     @property
     def freed(self) -> int:
@@ -174,6 +133,7 @@ class GcResult:
             "kept": [i.to_json() for i in self.kept],
             "already_gone": [i.to_json() for i in self.already_gone],
             "no_blob": [i.to_json() for i in self.no_blob], "notes": list(self.notes),
+            "pointers_removed": list(self.pointers), "commit": self.commit,
         }
 
 
@@ -191,9 +151,6 @@ def _local_base(project: Project) -> Path:
 
 def _origin_tags(project: Project, result: GcResult) -> None:
     """Bring the team's registry tags from ``origin`` first, so gc decides on the team's state."""
-    from mlopsctl.gitops.git import GitFailed, git
-    from mlopsctl.teamsync import fetch_tags
-
     try:
         remotes = git(project.root, "remote").decode().split()
     except GitFailed:
@@ -273,7 +230,44 @@ def gc(project: Project, keep_last: int = DEFAULT_KEEP_LAST, dry_run: bool = Fal
                             result.already_gone.append(item)
                             continue
                     result.removed.append(item)
+        _drop_pointers(project, result, base)
     return result
+
+
+def _drop_pointers(project: Project, result: GcResult, base: Path) -> None:
+    """Commit the removal of the collected versions' ``.dvc`` pointers from the branch, so that
+    ``dvc pull`` in any clone (a fresh one first) asks only for blobs that exist. The tagged
+    commits keep their pointers: the history stays whole."""
+    ws = project.ws
+    collected = [i for i in result.removed + result.already_gone
+                 if i.md5 and ((result.dry_run and i in result.removed)
+                               or tombstone_path(base, i.md5).is_file())]
+    try:
+        head = refs.head_commit(project.root)
+        tracked = set(git(project.root, "ls-tree", "-r", "--name-only", "HEAD", "--",
+                          ws.rel(ws.mlops / "models")).decode().splitlines()) if head else set()
+    except GitFailed:
+        return
+    paths = sorted({ws.rel(ws.pointer_path(i.model, i.version.removeprefix("v")))
+                    for i in collected} & tracked)
+    result.pointers = paths
+    if not paths or result.dry_run:
+        return
+    try:
+        refs.current_branch(project.root)
+    except MlopsError:
+        result.notes.append("HEAD is detached: the collected versions' .dvc pointers stay "
+                            "(check out a branch and run gc again to drop them)")
+        result.pointers = []
+        return
+    names = ", ".join(i.name for i in collected)
+    result.commit = refs.commit_files(
+        project.root, {}, f"mlopsctl: gc drops the .dvc pointers of collected versions\n\n"
+        f"Their blobs were removed from the artifact remote: {names}.\n", head, remove=paths)
+    refs.sync_worktree(project.root, {}, remove=paths)
+    for rel in paths:  # a copy `dvc pull` restored next to the pointer
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(project.root / rel.removesuffix(".dvc"))
 
 
 def _actor(root: Path) -> str:
@@ -322,8 +316,6 @@ def mark_collected(ws: Any, detail: dict[str, Any]) -> None:
     """For ``show MODEL``: set ``"blob"`` on every version of a ``views.model_detail`` document to
     "stored", "collected", "missing" or None (unknown). Never fails: a repository without an
     mlopsctl config or remote just gets None everywhere."""
-    from mlopsctl.gitops.git import GitFailed
-
     try:
         states = blob_states(Project.open(ws.root), str(detail["model"]))
     except (MlopsError, GitFailed, OSError):

@@ -25,6 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mlopsctl import registry as reg
+from mlopsctl.blobstate import tagged_manifests, was_collected
 from mlopsctl.errors import CheckFailed, EnvironmentProblem
 from mlopsctl.gitops.git import GitFailed, git, git_ok, git_text
 from mlopsctl.workspace import NOTES_REF
@@ -174,9 +176,6 @@ def missing_blobs(project: Any) -> tuple[list[str], int]:
     those gc collected on purpose, and how many versions were checked. Only a directly-read
     local remote can be checked (for any other, ``Remote.exists`` answers True: the blob is
     checked when fetched)."""
-    from mlopsctl import registry as reg
-    from mlopsctl.retention import tagged_manifests, was_collected
-
     remote = project.remote
     if not remote.direct:
         return [], 0

@@ -89,7 +89,16 @@ def test_gc_removes_exactly_those_blobs_and_nothing_else(eight: Path, tmp_path: 
     assert [i["version"] for i in doc["removed"]] == EXPECTED_GONE
     for version in VERSIONS:
         assert blob(eight, version).is_file() == (version not in EXPECTED_GONE), version
-    assert snapshot(eight) == before  # no tag, manifest or work-tree file changed
+    # No tag or manifest changed; one commit on the branch drops the collected pointers.
+    tags, status, head = snapshot(eight)
+    assert tags.splitlines()[1:] == before[0].splitlines()[1:]  # line 0 is refs/heads/main
+    assert status == before[1]
+    assert git(eight, "rev-parse", "HEAD~1") == before[2] and doc["commit"] == head
+    changed = git(eight, "diff", "--name-status", before[2], head).splitlines()
+    assert sorted(changed) == sorted(f"D\t.mlops/models/m/artifacts/{v}.zst.dvc"
+                                     for v in EXPECTED_GONE)
+    assert doc["pointers_removed"] == sorted(f".mlops/models/m/artifacts/{v}.zst.dvc"
+                                             for v in EXPECTED_GONE)
 
     for version in EXPECTED_KEPT:
         ok("verify", f"m@{version}")

@@ -17,8 +17,10 @@ def command(keep_last: int, dry_run: bool, as_json: bool) -> None:
 
     Per model, keeps the N greatest versions, every version holding a stage, and every version
     in the blue or green slot of any environment (what a rollback returns to); removes the
-    other versions' blobs from the artifact remote. Tags and manifests stay: the history is
-    whole, and fetching a collected version says its blob is gone. Registry tags are fetched
+    other versions' blobs from the artifact remote, and their .dvc pointers from the branch in
+    one commit (push it, so teammates' `dvc pull` asks only for blobs that exist). Tags,
+    manifests and tagged commits stay: the history is whole, `verify` reports collected
+    versions as such, and fetching one says its blob is gone. Registry tags are fetched
     from `origin` first, so the decision is made on the team's state. Only local-directory
     remotes are supported so far.
 
@@ -54,3 +56,8 @@ def command(keep_last: int, dry_run: bool, as_json: bool) -> None:
     summary = (f"{verb} {len(result.removed)} blobs ({console.human_size(result.freed)})"
                if result.removed else "nothing to remove")
     console.note(summary + (" (dry run: nothing removed)" if dry_run and result.removed else ""))
+    if result.pointers and dry_run:
+        console.note(f"would drop {len(result.pointers)} .dvc pointers from the branch")
+    elif result.commit:
+        console.note(f"dropped {len(result.pointers)} .dvc pointers in commit {result.commit[:8]}"
+                     " (mlopsctl push shares it)")

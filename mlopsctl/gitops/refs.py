@@ -6,9 +6,10 @@ index from HEAD's tree plus our files, and the branch moves by compare-and-swap.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -101,10 +102,12 @@ def commit_files(
     files: Mapping[str, bytes],
     message: str,
     expected_head: str | None,
+    remove: Sequence[str] = (),
 ) -> str:
-    """Commit ``files`` (repo-relative path -> content) on top of ``expected_head`` and move the
-    current branch there by compare-and-swap. Returns the new commit. ConflictError if the
-    branch moved meanwhile. Nothing else in the work tree or index is committed."""
+    """Commit ``files`` (repo-relative path -> content), and the removal of the paths in
+    ``remove``, on top of ``expected_head`` and move the current branch there by
+    compare-and-swap. Returns the new commit. ConflictError if the branch moved meanwhile.
+    Nothing else in the work tree or index is committed."""
     branch = current_branch(root)
     with tempfile.TemporaryDirectory(prefix="mlopsctl-index-") as tmp:
         env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
@@ -114,6 +117,7 @@ def commit_files(
         for path, content in files.items():
             blob = git_text(root, "hash-object", "-w", "--stdin", input=content)
             lines.append(f"100644 {blob}\t{path}")
+        lines += [f"0 {'0' * 40}\t{path}" for path in remove]  # mode 0: drop the entry
         git(root, "update-index", "--add", "--index-info", input=("\n".join(lines) + "\n").encode(),
             env=env)
         tree = git_text(root, "write-tree", env=env)
@@ -130,11 +134,17 @@ def commit_files(
     return commit
 
 
-def sync_worktree(root: Path, files: Mapping[str, bytes]) -> None:
-    """Bring the work tree and the index in line with files just committed."""
+def sync_worktree(root: Path, files: Mapping[str, bytes], remove: Sequence[str] = ()) -> None:
+    """Bring the work tree and the index in line with files just committed (and removed)."""
     for rel, content in files.items():
         atomic_write(root / rel, content, durable=False)  # git holds the committed copy
-    git(root, "update-index", "--add", "--", *files.keys())
+    if files:
+        git(root, "update-index", "--add", "--", *files.keys())
+    for rel in remove:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(root / rel)
+    if remove:
+        git(root, "update-index", "--force-remove", "--", *remove)
 
 
 def repair_index(root: Path, under: str = ".mlops") -> list[str]:
