@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gc": ("gc", "Remove stored blobs of versions no longer needed."),
     "policy": ("policy", "Show, check and accept the policy (the constitution)."),
     "doctor": ("doctor", "Check the repository's health."),
+    "check": ("check", "Check the registry's files, pins and events (pre-commit, CI)."),
     "key": ("key", "Export or import the registry's encryption key."),
     "demo": ("demo", "Run a narrated demo in a temporary repository."),
 }

@@ -1,0 +1,620 @@
+"""``mlopsctl check``: the fast guard run by pre-commit and CI. Every finding is collected (file,
+line and field where there is one); nothing stops at the first.
+
+What is checked:
+
+- every file under ``.mlops/`` parses and validates against its schema (manifests.py);
+- the governance pin holds (the same check every writing command runs, Project.require_policy_pin,
+  and the allowed-signers pin when one is configured);
+- model directories, version files and registry tags have legal names;
+- artifact blobs (``<version>.zst``) are git-ignored and each version has its DVC pointer,
+  naming the blob its manifest names;
+- a version manifest is byte-identical to the copy in the commit its tag points at;
+- every stage assignment was made with its gates: recorded by ``promote`` with a passing
+  validation, a rollback to a version live there before, or (a tag from ``gto assign`` or written
+  by hand) backed by a passing report in the version's git note; and in the order the
+  environments require;
+- with ``remote=True``, every registered version's blob is in the artifact remote.
+
+Speed: git is asked four times in all (one ``for-each-ref``, one ``notes list``, one
+``cat-file --batch`` for every tagged manifest and note, one ``check-ignore``). Parsing YAML is
+the expensive part (~0.5 ms a manifest), so a file's verdict is cached under the git directory by
+its git blob id and a fingerprint of the schemas: an unchanged file is never parsed twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlopsctl import __version__, semver
+from mlopsctl import registry as reg
+from mlopsctl.errors import MlopsError, UsageError
+from mlopsctl.gitops import tags as T
+from mlopsctl.gitops.git import GitFailed, git
+from mlopsctl.gitops.objects import blob_id, notes_map, read_objects
+from mlopsctl.gitops.refs import read_tags
+from mlopsctl.workspace import MLOPS_DIR, NOTES_REF, Workspace
+
+CACHE_FORMAT = 1
+NOTE_SECTION = "validations"  # as validation.NOTE_SECTION (not imported: that module is heavy)
+
+_MODEL_FILE = re.compile(r"\.mlops/models/(?P<model>[^/]+)/(?P<rest>.+)")
+_VERSION_FILE = re.compile(r"versions/(?P<version>.+)\.yaml")
+_POINTER_FILE = re.compile(r"artifacts/(?P<version>.+)\.zst\.dvc")
+_BLOB_FILE = re.compile(r"artifacts/(?P<version>.+)\.zst")
+_MD5 = re.compile(r"(?m)^\s*-?\s*md5:\s*['\"]?([0-9a-f]{32})")
+_SIZE = re.compile(r"(?m)^\s*size:\s*([0-9]+)\s*$")
+_SHA = re.compile(r"artifact_sha256:\s*['\"]?([0-9a-f]{64})")
+_KEY = re.compile(r"^\s*-?\s*([A-Za-z_][\w-]*):")
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # schema, pin, names, artifacts, immutable, gates, tags, remote
+    message: str
+    file: str | None = None  # repository-relative
+    line: int | None = None
+    field: str | None = None
+    hint: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def where(self) -> str:
+        if not self.file:
+            return ""
+        return self.file + (f":{self.line}" if self.line else "")
+
+
+@dataclass
+class CheckReport:
+    root: Path
+    findings: list[Finding] = field(default_factory=list)
+    files: int = 0
+    parsed: int = 0  # files parsed this run (the others' verdicts came from the cache)
+    tags: int = 0
+    blobs_checked: int | None = None  # with remote=True
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "findings": [f.to_json() for f in self.findings],
+                "checked": {"files": self.files, "parsed": self.parsed, "tags": self.tags,
+                            "remote_blobs": self.blobs_checked}}
+
+
+# --- the verdict cache ---------------------------------------------------------------------------
+
+
+def _fingerprint() -> str:
+    """Changes whenever a schema could have: the manifests module's bytes and our version."""
+    schemas = Path(__file__).with_name("manifests.py").read_bytes()
+    return blob_id(schemas + f"{__version__}:{CACHE_FORMAT}".encode())
+
+
+class _Cache:
+    """Facts about files that validated, by git blob id. Only passing verdicts are kept."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fingerprint = _fingerprint()
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.dirty = False
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict) and data.get("fingerprint") == self.fingerprint:
+            self.entries = data.get("blobs") or {}
+
+    def get(self, blob: str) -> dict[str, Any] | None:
+        return self.entries.get(blob)
+
+    def put(self, blob: str, facts: dict[str, Any]) -> None:
+        self.entries[blob] = facts
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        from mlopsctl.fsio import atomic_write
+
+        doc = {"fingerprint": self.fingerprint, "blobs": self.entries}
+        # A read-only checkout (a mounted repository): then simply no cache.
+        with contextlib.suppress(OSError):
+            atomic_write(self.path, json.dumps(doc, separators=(",", ":")).encode(),
+                         durable=False)
+
+
+# --- schemas -------------------------------------------------------------------------------------
+
+
+def _schema_of(rel: str) -> tuple[str, type | None]:
+    """(kind, pydantic model or None) of a repository-relative path under .mlops/."""
+    from mlopsctl import manifests as mf
+
+    top = {".mlops/config.yaml": ("config", mf.Config), ".mlops/policy.yaml": ("policy", mf.Policy),
+           ".mlops/access.yaml": ("access", mf.Access)}
+    if rel in top:
+        return top[rel]
+    match = _MODEL_FILE.fullmatch(rel)
+    if match is None:
+        return "other", None
+    rest = match["rest"]
+    if rest == "model.yaml":
+        return "card", mf.ModelCard
+    if _VERSION_FILE.fullmatch(rest):
+        return "manifest", mf.VersionManifest
+    if _POINTER_FILE.fullmatch(rest):
+        return "pointer", None
+    if _BLOB_FILE.fullmatch(rest):
+        return "blob", None
+    return "stray", None
+
+
+def _line_at(node: Any, loc: Sequence[Any]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
+    import yaml
+
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == str(key)), None)
+            if nxt is None:
+                break
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) \
+                and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _load_yaml(rel: str, content: bytes, out: list[Finding]) -> tuple[Any, bool]:
+    """(data, ok): YAML as data; a finding with the line when it does not parse."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(content, Loader=loader), True
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        out.append(Finding("schema", f"not valid YAML ({problem})", rel,
+                           mark.line + 1 if mark is not None else None, None,
+                           f"fix the file, or restore it with `git checkout -- {rel}`"))
+        return None, False
+
+
+def _validate(rel: str, content: bytes, model: Any, out: list[Finding]) -> Any:
+    """The validated object, or None with one finding per schema error."""
+    import yaml
+    from pydantic import ValidationError
+
+    data, ok = _load_yaml(rel, content, out)
+    if not ok:
+        return None
+    try:
+        return model.model_validate({} if data is None else data)
+    except ValidationError as exc:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        node = yaml.compose(content, Loader=loader)
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            name = ".".join(str(p) for p in loc) or "(top level)"
+            out.append(Finding("schema", f"field '{name}': {err['msg']}", rel,
+                               _line_at(node, loc), name,
+                               f"fix the file, or restore it with `git checkout -- {rel}`"))
+        return None
+
+
+def _pointer_facts(rel: str, content: bytes, out: list[Finding]) -> dict[str, Any] | None:
+    data, ok = _load_yaml(rel, content, out)
+    if not ok:
+        return None
+    outs = data.get("outs") if isinstance(data, dict) else None
+    first = outs[0] if isinstance(outs, list) and len(outs) == 1 else None
+    if not isinstance(first, dict) or not re.fullmatch(r"[0-9a-f]{32}", str(first.get("md5"))):
+        out.append(Finding("artifacts", "not a DVC pointer with one output and its md5", rel, 1,
+                           "outs", f"restore it with `git checkout -- {rel}`"))
+        return None
+    return {"md5": first["md5"], "size": first.get("size"), "path": first.get("path")}
+
+
+# --- the checks -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Scan:
+    ws: Workspace
+    report: CheckReport
+    cache: _Cache
+    config: Any = None  # mf.Config, when it validated
+    manifests: dict[tuple[str, str], tuple[str, bytes, dict[str, Any]]] = field(
+        default_factory=dict)  # (model, 'v1.2.0') -> (rel, bytes, facts)
+    pointers: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    blobs: list[str] = field(default_factory=list)  # .zst files present in the work tree
+
+    def add(self, finding: Finding) -> None:
+        self.report.findings.append(finding)
+
+
+def _files(ws: Workspace, paths: Sequence[str], deploy_root: str) -> list[str]:
+    """Repository-relative files to check: under .mlops/, or those of ``paths`` that are."""
+    root = ws.root
+    skip = (root / deploy_root).resolve()
+    starts = [root / MLOPS_DIR] if not paths else [Path(p).resolve() for p in paths]
+    found: set[str] = set()
+    for start in starts:
+        try:
+            rel = start.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            raise UsageError(f"{start} is outside the repository {root}") from None
+        if not (rel == MLOPS_DIR or rel.startswith(MLOPS_DIR + "/")):
+            continue  # pre-commit may pass any file: only the registry's are ours
+        if start.is_file():
+            found.add(rel)
+            continue
+        for dirpath, dirnames, filenames in os.walk(start):
+            here = Path(dirpath)
+            dirnames[:] = [d for d in dirnames if (here / d).resolve() != skip]
+            base = here.relative_to(root).as_posix()
+            found.update(f"{base}/{name}" for name in filenames)
+    return sorted(found)
+
+
+def _deploy_root(ws: Workspace) -> str:
+    match = re.search(r"(?m)^deploy_root:\s*['\"]?([^'\"\n#]+?)['\"]?\s*$",
+                      ws.config_path.read_text(errors="replace")) if ws.initialized else None
+    return match.group(1) if match else ".mlops/deploy"
+
+
+def _check_file(scan: _Scan, rel: str) -> None:
+    kind, model = _schema_of(rel)
+    if kind == "other":
+        return
+    match = _MODEL_FILE.fullmatch(rel)
+    name = match["model"] if match else None
+    if kind == "stray":
+        scan.add(Finding("names", "not a registry file (expected model.yaml, "
+                         "versions/X.Y.Z.yaml or artifacts/X.Y.Z.zst.dvc)", rel))
+        return
+    if name is not None and not T.NAME_RE.fullmatch(name):
+        scan.add(Finding("names", f"'{name}' is not a legal model name (lowercase letters, "
+                         "digits, '-' and '_')", rel))
+        return
+    version = None
+    if kind in ("manifest", "pointer", "blob"):
+        rest = match["rest"] if match else ""
+        pattern = {"manifest": _VERSION_FILE, "pointer": _POINTER_FILE, "blob": _BLOB_FILE}[kind]
+        vmatch = pattern.fullmatch(rest)
+        version = vmatch["version"] if vmatch else ""
+        if not semver.is_valid(version) or version.startswith("v") \
+                or str(semver.parse(version)) != version:
+            scan.add(Finding("names", f"'{version}' is not a version (X.Y.Z, SemVer 2.0)", rel))
+            return
+    if kind == "blob":
+        scan.blobs.append(rel)
+        return
+    try:
+        content = (scan.ws.root / rel).read_bytes()
+    except OSError as exc:
+        scan.add(Finding("schema", f"cannot be read: {exc.strerror}", rel))
+        return
+    scan.report.files += 1
+    facts = _facts(scan, rel, kind, model, content)
+    if kind == "manifest" and name and version:
+        # kept even when invalid: the comparison with the tagged copy still says what changed
+        scan.manifests[(name, f"v{version}")] = (rel, content, facts or {})
+        if facts is not None:
+            _manifest_identity(scan, rel, content, name, version, facts)
+    elif facts is not None and kind == "pointer" and name and version:
+        scan.pointers[(name, f"v{version}")] = (rel, facts)
+
+
+def _facts(scan: _Scan, rel: str, kind: str, model: type | None,
+           content: bytes) -> dict[str, Any] | None:
+    """What later checks need from a valid file (from the cache when the bytes are known)."""
+    blob = blob_id(content)
+    cached = scan.cache.get(blob)
+    if cached is not None and cached.get("kind") == kind and kind != "config":
+        return cached
+    scan.report.parsed += 1
+    facts: dict[str, Any] = {"kind": kind}
+    if kind == "pointer":
+        pointer = _pointer_facts(rel, content, scan.report.findings)
+        if pointer is None:
+            return None
+        facts.update(pointer)
+    elif model is not None:
+        obj = _validate(rel, content, model, scan.report.findings)
+        if obj is None:
+            return None
+        if kind == "config":
+            scan.config = obj
+        if kind == "manifest":
+            stored = obj.artifact.stored
+            facts.update(model=obj.model, version=obj.version, md5=stored.md5,
+                         size=stored.size, sha256=obj.artifact.sha256)
+    if kind != "config":
+        scan.cache.put(blob, facts)
+    return facts
+
+
+def _manifest_identity(scan: _Scan, rel: str, content: bytes, name: str, version: str,
+                       facts: dict[str, Any]) -> None:
+    for key, expected in (("model", name), ("version", version)):
+        if facts.get(key) != expected:
+            scan.add(Finding("names", f"the manifest says {key} '{facts.get(key)}' but lives "
+                             f"at {rel}", rel, _line_of_key(content, key), key))
+
+
+def _line_of_key(content: bytes, key: str) -> int | None:
+    for number, line in enumerate(content.decode(errors="replace").splitlines(), 1):
+        if line.startswith(f"{key}:"):
+            return number
+    return None
+
+
+def _first_difference(ours: bytes, theirs: bytes) -> tuple[int, str | None]:
+    a = ours.decode(errors="replace").splitlines()
+    b = theirs.decode(errors="replace").splitlines()
+    for number, (x, y) in enumerate(zip(a, b, strict=False), 1):
+        if x != y:
+            key = _KEY.match(x) or _KEY.match(y)
+            return number, key.group(1) if key else None
+    return min(len(a), len(b)) + 1, None
+
+
+def _check_tags(scan: _Scan, registry: reg.Registry, records: list[Any]) -> None:
+    odd = [r.name for r in records if T.parse_tag(r.name) is None
+           and re.search(r"[@#]", r.name) and re.match(r"[A-Za-z0-9]", r.name)]
+    for name in odd:
+        scan.add(Finding("tags", f"tag '{name}' looks like a registry event but does not parse "
+                         "(GTO ignores it)", hint=f"git tag -d {name}  (if it is a mistake)"))
+    for r in records:
+        if r.name.endswith("@created") or re.search(r"@created#\d+$", r.name):
+            scan.add(Finding("tags", f"tag '{r.name}' makes every gto command crash",
+                             hint=f"git tag -d {r.name}"))
+        elif not r.annotated and T.parse_tag(r.name) is not None:
+            scan.add(Finding("tags", f"'{r.name}' is a lightweight tag: GTO and mlopsctl ignore "
+                             "it as an event (it still counts for counters)",
+                             hint="recreate it as an annotated tag, or delete it"))
+
+
+def _tagged_objects(scan: _Scan, registry: reg.Registry, full: bool
+                    ) -> tuple[dict[tuple[str, str], str], dict[str, bytes | None], dict[str, str]]:
+    """One cat-file batch: each registered version's manifest at its tag, and the notes of the
+    commits that stage events point at."""
+    specs: dict[tuple[str, str], str] = {}
+    for state in registry.models.values():
+        for entry in state.versions.values():
+            key = (state.name, entry.version)
+            if not full and key not in scan.manifests:
+                continue
+            rel = scan.ws.rel(scan.ws.manifest_path(state.name, entry.number))
+            specs[key] = f"{entry.commit}:{rel}"
+    notes: dict[str, str] = {}
+    if full:
+        all_notes = notes_map(scan.ws.root, NOTES_REF)
+        stage_commits = {e.commit for e in registry.history if e.kind == T.ASSIGN}
+        notes = {c: b for c, b in all_notes.items() if c in stage_commits}
+    objects = read_objects(scan.ws.root, [*specs.values(), *notes.values()])
+    return specs, objects, notes
+
+
+def _check_immutable(scan: _Scan, registry: reg.Registry, specs: dict[tuple[str, str], str],
+                     objects: dict[str, bytes | None]) -> None:
+    for key, spec in specs.items():
+        tagged = objects.get(spec)
+        here = scan.manifests.get(key)
+        rel = spec.split(":", 1)[1]
+        tag = f"{key[0]}@{key[1]}"
+        if tagged is None:
+            if here is not None:
+                scan.add(Finding("immutable", f"{tag} is tagged on a commit without this "
+                                 "manifest: it was written after the tag", rel, 1))
+            continue
+        if here is None:
+            scan.add(Finding("immutable", f"the manifest of {tag} was deleted after its tag",
+                             rel, hint=f"git checkout {spec.split(':')[0][:12]} -- {rel}"))
+            continue
+        if here[1] != tagged:
+            line, key_name = _first_difference(here[1], tagged)
+            scan.add(Finding("immutable", f"edited after its tag {tag}: a registered version's "
+                             "manifest never changes", rel, line, key_name,
+                             f"git checkout {tag} -- {rel}  (register a new version instead)"))
+
+
+def _check_artifacts(scan: _Scan) -> None:
+    for key, (rel, _content, facts) in scan.manifests.items():
+        model, version = key
+        pointer_rel = scan.ws.rel(scan.ws.pointer_path(model, version[1:]))
+        pointer = scan.pointers.get(key)
+        if pointer is None:
+            if not (scan.ws.root / pointer_rel).exists():
+                scan.add(Finding("artifacts", f"{model}@{version} has no DVC pointer "
+                                 f"{pointer_rel}: `dvc pull` cannot find its blob", rel,
+                                 hint=f"git checkout {model}@{version} -- {pointer_rel}"))
+            continue
+        if facts and pointer[1].get("md5") != facts.get("md5"):
+            scan.add(Finding("artifacts", f"the DVC pointer names blob {pointer[1].get('md5')}, "
+                             f"the manifest {facts.get('md5')}", pointer[0], 2, "outs.0.md5",
+                             f"git checkout {model}@{version} -- {pointer[0]}"))
+    for key, (prel, _facts_p) in scan.pointers.items():
+        if key not in scan.manifests:
+            manifest_rel = scan.ws.rel(scan.ws.manifest_path(key[0], key[1][1:]))
+            if not (scan.ws.root / manifest_rel).exists():
+                scan.add(Finding("artifacts", f"a DVC pointer without a version manifest "
+                                 f"({manifest_rel})", prel))
+    _check_ignored(scan)
+
+
+def _check_ignored(scan: _Scan) -> None:
+    """Every stored blob path (present or not) must be git-ignored, and none may be tracked."""
+    probes = set(scan.blobs) | {
+        scan.ws.rel(scan.ws.pointer_path(m, v[1:])).removesuffix(".dvc") for m, v in scan.manifests}
+    if not probes:
+        return
+    try:
+        out = git(scan.ws.root, "check-ignore", "--no-index", "-z", "--stdin",
+                  input="\0".join(sorted(probes)).encode() + b"\0")
+    except GitFailed as exc:
+        if exc.returncode != 1:  # 1: none of them is ignored
+            raise
+        out = b""
+    ignored = set(out.decode().split("\0"))
+    for rel in sorted(probes - ignored):
+        scan.add(Finding("artifacts", "stored blobs must be git-ignored (they live in the DVC "
+                         "remote), and this one is not", rel,
+                         hint="add `/models/*/artifacts/*.zst` to .mlops/.gitignore"))
+    if scan.blobs:
+        tracked = git(scan.ws.root, "ls-files", "-z", "--", *scan.blobs).decode().split("\0")
+        for rel in filter(None, tracked):
+            scan.add(Finding("artifacts", "a stored blob is committed to git", rel,
+                             hint=f"git rm --cached {rel}"))
+
+
+def _pin(scan: _Scan) -> None:
+    from mlopsctl.project import Project
+
+    if scan.config is None:
+        return  # config.yaml is broken: already a finding
+    project = Project(scan.ws, scan.config)
+    try:
+        project.require_policy_pin()
+    except MlopsError as exc:
+        scan.add(Finding("pin", exc.message, ".mlops/config.yaml",
+                         _line_of_key(scan.ws.config_path.read_bytes(), "constitutional_hash"),
+                         "constitutional_hash", exc.hint or ""))
+    if scan.config.allowed_signers:
+        from mlopsctl.signing import load_allowed_signers
+
+        try:
+            load_allowed_signers(project)
+        except MlopsError as exc:
+            scan.add(Finding("pin", exc.message, ".mlops/config.yaml",
+                             _line_of_key(scan.ws.config_path.read_bytes(),
+                                          "allowed_signers_hash"),
+                             "allowed_signers_hash", exc.hint or ""))
+
+
+def _report_for(note: bytes | None, env: str) -> dict[str, Any] | None:
+    if not note:
+        return None
+    try:
+        doc = json.loads(note)
+    except ValueError:
+        return None
+    section = doc.get(NOTE_SECTION) if isinstance(doc, dict) else None
+    report = section.get(env) if isinstance(section, dict) else None
+    return report if isinstance(report, dict) else None
+
+
+def _check_gates(scan: _Scan, registry: reg.Registry, objects: dict[str, bytes | None],
+                 notes: dict[str, str]) -> None:
+    environments = scan.config.environments if scan.config is not None else {}
+    for state in registry.models.values():
+        assigns = sorted((e for e in state.events if e.kind == T.ASSIGN and e.stage),
+                         key=lambda e: (e.timestamp, e.counter or 0))
+        for i, event in enumerate(assigns):
+            earlier = assigns[:i]
+            problem = _gate_problem(state, event, earlier, environments, objects, notes)
+            if problem:
+                scan.add(Finding("gates", f"{event.tag}: {problem}",
+                                 hint=f"mlopsctl validate {state.name}@"
+                                 f"{(event.version or 'VERSION').removeprefix('v')} "
+                                 f"--env {event.stage}  (then promote with mlopsctl)"))
+
+
+def _gate_problem(state: reg.ModelState, event: reg.Event, earlier: list[reg.Event],
+                  environments: dict[str, Any], objects: dict[str, bytes | None],
+                  notes: dict[str, str]) -> str | None:
+    env, version = event.stage or "", event.version or ""
+    entry = state.versions.get(version)
+    if entry is None:
+        return f"assigns {env} to commit {event.commit[:12]}, which has no registered version"
+    data = event.data if "mlopsctl:" in event.message else {}
+    if data.get("rollback") is True:
+        if any(e.stage == env and e.version == version for e in earlier):
+            return None
+        return f"a rollback to {version}, which was never live in {env}"
+    if env not in environments:
+        return f"'{env}' is not an environment in .mlops/config.yaml: no gates apply there"
+    for required in environments[env].requires:
+        if not any(e.stage == required and e.version == version for e in earlier):
+            return f"{version} entered {env} before {required}"
+    validation = data.get("validation")
+    if data.get("event") == "promote" and isinstance(validation, dict) \
+            and validation.get("passed") is True:
+        return None
+    report = _report_for(objects.get(notes.get(event.commit, "")), env)
+    sha = _SHA.search(entry.registration.message)
+    if report and report.get("passed") is True and \
+            (sha is None or report.get("artifact_sha256") == sha.group(1)):
+        return None
+    how = "not recorded by `mlopsctl promote` (gto assign, or a tag by hand)" if not data \
+        else "recorded without a passing validation"
+    return f"{how}, and no passing validation report for {env} is in the version's note"
+
+
+def _check_remote(scan: _Scan) -> None:
+    from mlopsctl.project import Project
+    from mlopsctl.teamsync import missing_blobs
+
+    if scan.config is None:
+        return
+    project = Project(scan.ws, scan.config)
+    try:
+        missing, checked = missing_blobs(project)
+    except MlopsError as exc:
+        scan.add(Finding("remote", exc.message, hint=exc.hint or ""))
+        return
+    scan.report.blobs_checked = checked if project.remote.direct else None
+    for name in missing:
+        scan.add(Finding("remote", f"the stored blob of {name} is missing from the artifact "
+                         f"remote {project.remote.describe()}",
+                         hint="push it from a clone that has it, or deregister the version"))
+
+
+def run_checks(start: Path | None = None, paths: Sequence[str] = (), remote: bool = False
+               ) -> CheckReport:
+    """Every check, every finding. With ``paths`` (as pre-commit passes them), only those files
+    are checked, plus the pins; without, the whole registry: files, tags, stage events."""
+    ws = Workspace.find(start)
+    ws.require_initialized()
+    report = CheckReport(ws.root)
+    scan = _Scan(ws, report, _Cache(ws.git_dir / "mlopsctl" / "check-cache.json"))
+    full = not paths
+    files = _files(ws, paths, _deploy_root(ws))
+    if ws.rel(ws.config_path) not in files:
+        files.insert(0, ws.rel(ws.config_path))  # needed by the pin and gates checks
+    for rel in files:
+        _check_file(scan, rel)
+    _pin(scan)
+    records = read_tags(ws.root)
+    registry = reg.build(records)
+    report.tags = len(records)
+    specs, objects, notes = _tagged_objects(scan, registry, full)
+    _check_immutable(scan, registry, specs, objects)
+    _check_artifacts(scan)
+    if full:
+        _check_tags(scan, registry, records)
+        _check_gates(scan, registry, objects, notes)
+    if remote:
+        _check_remote(scan)
+    scan.cache.save()
+    return report
