@@ -618,3 +618,75 @@ def run_checks(start: Path | None = None, paths: Sequence[str] = (), remote: boo
         _check_remote(scan)
     scan.cache.save()
     return report
+
+
+# --- check-ref: what one pushed tag did -----------------------------------------------------------
+
+
+def describe_ref(ref: str, start: Path | None = None) -> dict[str, Any]:
+    """The registry event a tag records: event, model, version, stage, actor, counter, whether
+    it is signed (and, where an allowed-signers file is pinned, whether the signature holds).
+    UsageError (exit 2) for a ref that is not a registry event."""
+    from mlopsctl.signing import event_tags
+
+    ws = Workspace.find(start)
+    name = ref.removeprefix("refs/tags/")
+    parsed = T.parse_tag(name)
+    hint = "pass a registry tag such as churn@v1.2.0 or churn#production#3 (in CI: the pushed " \
+        "ref, e.g. $GITHUB_REF or $CI_COMMIT_TAG)"
+    if ref.startswith("refs/") and not ref.startswith("refs/tags/"):
+        raise UsageError(f"{ref} is not a tag, so not a registry event", hint=hint)
+    if parsed is None or parsed.kind == T.CREATE:
+        raise UsageError(f"'{name}' is not a registry event", hint=hint)
+    records = read_tags(ws.root)
+    record = next((r for r in records if r.name == name), None)
+    if record is None:
+        raise UsageError(f"there is no tag '{name}' in this repository",
+                         hint="fetch it first: git fetch origin tag " + name)
+    if not record.annotated:
+        raise UsageError(f"'{name}' is a lightweight tag: GTO and mlopsctl record no event in it",
+                         hint=hint)
+    registry = reg.build(records)
+    state = registry.model(parsed.model)
+    event = next((e for e in (state.events if state else []) if e.tag == name), None)
+    data = event.data if event is not None else {}
+    version = event.version if event is not None else parsed.version
+    signed = next((t for t in event_tags(ws.root, parsed.model) if t.name == name), None)
+    out: dict[str, Any] = {
+        "ref": f"refs/tags/{name}", "tag": name, "event": parsed.kind, "model": parsed.model,
+        "version": version, "stage": parsed.stage, "counter": parsed.counter,
+        "commit": record.commit, "actor": data.get("actor")
+        or f"{record.tagger_name} <{record.tagger_email}>",
+        "tagger": f"{record.tagger_name} <{record.tagger_email}>", "date": record.date_iso,
+        "rollback": data.get("rollback") is True, "recorded_by_mlopsctl": bool(data),
+        "signed": bool(signed and signed.signature.strip()), "signature_ok": None,
+        "signer": None, "signature_problem": None,
+        "message": record.message.split("\n", 1)[0].strip(),
+    }
+    if state is not None and version in state.versions:
+        out["active"] = not state.versions[version].deregistered
+    _signature(ws, parsed.model, name, out)
+    return out
+
+
+def _signature(ws: Workspace, model: str, name: str, out: dict[str, Any]) -> None:
+    """Fill ``signature_ok``/``signer`` when the registry pins an allowed-signers file."""
+    from mlopsctl import manifests as mf
+    from mlopsctl.project import Project
+    from mlopsctl.signing import verify_signatures
+
+    try:
+        project = Project(ws, mf.load(ws.config_path, mf.Config, ".mlops/config.yaml"))
+    except MlopsError:
+        return
+    if not project.config.allowed_signers:
+        return
+    try:
+        checks = verify_signatures(project, model)
+    except MlopsError as exc:
+        out["signature_problem"] = exc.message
+        return
+    mine = next((c for c in checks if c.tag == name), None)
+    if mine is not None:
+        out.update(signature_ok=mine.ok, signer=mine.signer,
+                   signature_problem=mine.problem or None)

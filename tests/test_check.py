@@ -351,3 +351,52 @@ def test_outside_a_registry_is_an_environment_error(repo: Path) -> None:
     result = run("check")
     assert result.code == 3
     assert "mlopsctl init" in result.err
+
+
+# --- check-ref ------------------------------------------------------------------------------------
+
+
+def test_check_ref_on_a_production_stage_tag_names_stage_and_version(
+        reg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tag_at(reg, "m#staging#3", commit_of(reg, "0.2.0"), 1_900_000_000)
+    tag_at(reg, "m#production#4", commit_of(reg, "0.2.0"), 1_900_000_010,
+           "Promote\n\nmlopsctl:\n  event: promote\n  actor: Grace <grace@example.com>\n")
+    outputs, summary = tmp_path / "out", tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    info = json.loads(ok("check-ref", "refs/tags/m#production#4", "--json").out)
+    assert (info["event"], info["model"], info["version"], info["stage"], info["counter"]) == \
+        ("assign", "m", "v0.2.0", "production", 4)
+    assert info["actor"] == "Grace <grace@example.com>"
+    assert info["signed"] is False and info["recorded_by_mlopsctl"] is True
+    lines = outputs.read_text().splitlines()
+    assert {"event=assign", "model=m", "version=v0.2.0", "stage=production",
+            "signed=false"} <= set(lines)
+    assert "**production**" in summary.read_text()
+    text = ok("check-ref", "m@v0.1.0").out
+    assert "event:        register" in text and "version:      v0.1.0" in text
+
+
+def test_check_ref_exits_2_for_what_is_not_a_registry_event(reg: Path) -> None:
+    head = git(reg, "rev-parse", "HEAD")
+    git(reg, "tag", "-a", "release-7", "-m", "ordinary", head)
+    git(reg, "tag", "m@v9.0.0", head)  # lightweight: no event
+    for ref in ("refs/heads/main", "release-7", "refs/tags/release-7", "m@v9.0.0",
+                "m@v8.0.0", "m@created"):
+        result = run("check-ref", ref)
+        assert result.code == 2, (ref, result)
+        assert "hint:" in result.err
+
+
+def test_check_ref_says_whether_a_tag_is_signed(reg: Path, tmp_path: Path) -> None:
+    key = tmp_path / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True,
+                   capture_output=True)
+    git(reg, "config", "gpg.format", "ssh")
+    git(reg, "-c", f"user.signingkey={key}.pub", "tag", "-s", "-m", "signed\n",
+        "m#staging#3", commit_of(reg, "0.1.0"))
+    info = json.loads(ok("check-ref", "m#staging#3", "--json").out)
+    assert info["signed"] is True
+    assert info["signature_ok"] is None  # no allowed-signers file pinned: nothing to judge by
+    assert json.loads(ok("check-ref", "m@v0.1.0", "--json").out)["signed"] is False

@@ -92,8 +92,8 @@ def test_unknown_command_exits_2_in_a_subprocess(tmp_path: Path) -> None:
 
 def _commands_in_readme_table() -> set[str]:
     table = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
-    return set(re.findall(r"^\| `([a-z]+)\b", table, re.MULTILINE)) | set(
-        re.findall(r"/ `([a-z]+)\b", table))
+    return set(re.findall(r"^\| `([a-z][a-z-]*)\b", table, re.MULTILINE)) | set(
+        re.findall(r"/ `([a-z][a-z-]*)\b", table))
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

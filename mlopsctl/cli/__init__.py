@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policy": ("policy", "Show, check and accept the policy (the constitution)."),
     "doctor": ("doctor", "Check the repository's health."),
     "check": ("check", "Check the registry's files, pins and events (pre-commit, CI)."),
+    "check-ref": ("check_ref", "Say what a pushed registry tag did (for CI)."),
     "key": ("key", "Export or import the registry's encryption key."),
     "demo": ("demo", "Run a narrated demo in a temporary repository."),
 }
