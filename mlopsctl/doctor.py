@@ -121,8 +121,15 @@ def _policy(project) -> Finding:
     except MlopsError as exc:
         return Finding("policy pin", FAIL, exc.message, exc.hint or "")
     if drift:
-        return Finding("policy pin", FAIL, drift, "review it, then `mlopsctl policy accept`")
-    return Finding("policy pin", OK, f"policy.yaml matches {project.config.constitutional_hash}")
+        from mlopsctl.governance import drift_hint
+
+        return Finding("policy pin", FAIL, drift, drift_hint(drift))
+    forged = project.pin_provenance()
+    if forged:
+        return Finding("policy pin", FAIL, forged, "review the governance files, then "
+                       "`mlopsctl policy accept -m WHY`")
+    return Finding("policy pin", OK, "policy and gates match the pin "
+                   f"{project.config.constitutional_hash}, set by `policy accept`")
 
 
 def _tags(project) -> list[Finding]:

@@ -11,6 +11,7 @@ from mlopsctl import manifests as mf
 from mlopsctl.errors import EnvironmentProblem
 from mlopsctl.gitops import refs
 from mlopsctl.gitops.identity import repo_busy, require_identity
+from mlopsctl.governance import governance_hash, load_yaml
 from mlopsctl.templates import read_template
 from mlopsctl.workspace import Workspace, user_data_dir
 
@@ -61,11 +62,10 @@ def init(start: Path | None = None, remote_url: str | None = None) -> InitResult
         created = True
         key_id = create_key()
         policy = read_template("policy.yaml")
-        config = mf.Config(
-            registry_id=secrets.token_hex(8),
-            encryption=mf.Encryption(key_id=key_id),
-            constitutional_hash=mf.policy_hash(policy),
-        )
+        config = mf.Config(registry_id=secrets.token_hex(8),
+                           encryption=mf.Encryption(key_id=key_id), constitutional_hash="")
+        config.constitutional_hash = governance_hash(config.model_dump(mode="json"),
+                                                     load_yaml(policy))
         access = mf.parse_yaml(read_template("access.yaml"), mf.Access, "templates/access.yaml")
         access.members.append(mf.Member(email=actor.email, name=actor.name, roles=["admin"]))
         files[ws.rel(ws.policy_path)] = policy

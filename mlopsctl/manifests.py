@@ -41,23 +41,23 @@ class Gate(Strict):
 
 
 def _staging_gates() -> dict[str, Gate]:
-    return {
-        "accuracy": Gate(min=0.85),
-        "precision": Gate(min=0.80),
-        "recall": Gate(min=0.80),
-        "f1": Gate(min=0.80),
-        "latency_p95_ms": Gate(max=1500),
-        "latency_max_ms": Gate(max=2000),
-        "compliance": Gate(min=0.95),
-    }
+    from mlopsctl.governance import DEFAULT_GATES
+
+    return {name: Gate(**bounds) for name, bounds in DEFAULT_GATES.items()}
 
 
 class Environment(Strict):
     gates: dict[str, Gate] = Field(default_factory=_staging_gates)
+    # Per-model gates, merged over `gates` for that model (e.g. an RMSE bound in its own units).
+    model_gates: dict[str, dict[str, Gate]] = Field(default_factory=dict)
     requires: list[str] = Field(default_factory=list)  # environments a version must pass first
     target: Literal["local", "kubernetes"] = "local"
     target_options: dict[str, Any] = Field(default_factory=dict)
-    approvals: int = 0
+    approvals: int = Field(default=0, ge=0)  # distinct approvers (not the promoter) needed
+
+    def gates_for(self, model: str) -> dict[str, Gate]:
+        """The environment's gates with the model's own gates merged over them."""
+        return {**self.gates, **self.model_gates.get(model, {})}
 
 
 def default_environments() -> dict[str, Environment]:
@@ -120,6 +120,7 @@ class Policy(Strict):
     schema_version: int = SCHEMA_VERSION
     name: str = "constitution"
     rules: list[Rule] = Field(default_factory=list)
+    trusted_types: list[str] = Field(default_factory=list)
 
 
 class Member(Strict):

@@ -8,9 +8,8 @@ from typing import Any
 from mlopsctl import manifests as mf
 from mlopsctl import policy as pol
 from mlopsctl.errors import CheckFailed, MlopsError
+from mlopsctl.governance import ACCEPT_PREFIX
 from mlopsctl.project import Project
-
-ACCEPT_PREFIX = "mlopsctl: accept policy "
 
 
 def _load_policy(project: Project) -> mf.Policy:
@@ -22,7 +21,7 @@ def acceptances(root: Path) -> list[dict[str, str]]:
     from mlopsctl.gitops.git import git
 
     log = git(root, "log", "--format=%H%x00%aI%x00%an <%ae>%x00%s%x00%b%x1e",
-              f"--grep=^{ACCEPT_PREFIX}", "--", ".mlops/config.yaml").decode()
+              f"--grep=^{ACCEPT_PREFIX}").decode()
     out = []
     for record in filter(None, (r.strip("\n") for r in log.split("\x1e"))):
         sha, date, actor, subject, body = (record.split("\x00") + [""] * 5)[:5]
@@ -37,15 +36,22 @@ def acceptances(root: Path) -> list[dict[str, str]]:
 
 
 def describe() -> dict[str, Any]:
+    from mlopsctl.governance import canonical, load_yaml
+
     project = Project.open()
     policy = _load_policy(project)
     actual = project.policy_hash()
+    governed = canonical(load_yaml(project.ws.config_path.read_bytes()),
+                         load_yaml(project.ws.policy_path.read_bytes()))
     return {
         "name": policy.name,
         "pinned_hash": project.config.constitutional_hash,
         "actual_hash": actual,
-        "pin_intact": actual == project.config.constitutional_hash,
+        "pin_intact": actual == project.config.constitutional_hash
+        and project.pin_provenance() is None,
         "rules": [r.model_dump(mode="json") for r in policy.rules],
+        "trusted_types": list(policy.trusted_types),
+        "environments": governed["environments"],
         "acceptances": acceptances(project.root),
     }
 
@@ -56,66 +62,50 @@ def check_policy() -> list[str]:
     drift = project.policy_drift()
     if drift:
         problems.append(drift)
+    forged = project.pin_provenance()
+    if forged:
+        problems.append(forged)
     try:
         problems += pol.problems(_load_policy(project))
     except MlopsError as exc:
         problems.append(exc.message)
+    for name, env in project.config.environments.items():
+        unknown = [r for r in env.requires if r not in project.config.environments]
+        if unknown:
+            problems.append(f"environment '{name}' requires unknown environments: "
+                            + ", ".join(unknown))
     return problems
 
 
 def accept_policy(message: str) -> tuple[str, str, str | None]:
-    """Pin policy.yaml's current hash in config, in a commit of its own. Returns
-    (old hash, new hash, commit or None when nothing changed)."""
-    from mlopsctl.fsio import file_lock
+    """Pin the governance hash (policy.yaml and the environments' gates, requires and approvals
+    in config.yaml) in a commit of its own, which also commits both files as they are in the
+    work tree: what is pinned is what was reviewed. Returns (old hash, new hash, commit or None
+    when nothing changed)."""
+    from mlopsctl.fsio import atomic_write, file_lock
     from mlopsctl.gitops import refs
-    from mlopsctl.gitops.identity import require_identity
+    from mlopsctl.gitops.git import git
 
     project = Project.open()
-    actor = require_identity(project.root)
+    actor = project.require_role("policy")
     problems = pol.problems(_load_policy(project))
     if problems:
         raise CheckFailed("the policy is not well-formed: " + "; ".join(problems),
                           hint="fix .mlops/policy.yaml first")
     old, new = project.config.constitutional_hash, project.policy_hash()
-    if old == new:
+    if old == new and project.pin_provenance() is None:
         return old, new, None
     ws = project.ws
-    rel_config = ws.rel(ws.config_path)
+    rel_config, rel_policy = ws.rel(ws.config_path), ws.rel(ws.policy_path)
     with file_lock(ws.lock_path):
         head = refs.head_commit(project.root)
-        # Re-pin in the committed config only: other uncommitted config edits stay uncommitted
-        # (and stay in the work tree, with the new pin applied there too).
-        committed = _committed_text(project, head, rel_config) or ws.config_path.read_text()
-        files = {rel_config: _repin(committed, old, new).encode(),
-                 ws.rel(ws.policy_path): ws.policy_path.read_bytes()}
+        files = {rel_config: _repin(ws.config_path.read_text(), old, new).encode(),
+                 rel_policy: ws.policy_path.read_bytes()}
         body = (message + "\n\n" if message else "") + f"previous: {old}\nactor: {actor}\n"
         commit = refs.commit_files(project.root, files, f"{ACCEPT_PREFIX}{new}\n\n{body}", head)
-        from mlopsctl.fsio import atomic_write
-        from mlopsctl.gitops.git import git
-
-        atomic_write(ws.config_path, _repin(ws.config_path.read_text(), old, new).encode())
-        atomic_write(ws.policy_path, files[ws.rel(ws.policy_path)])
-        git(project.root, "update-index", "--add", "--cacheinfo",
-            f"100644,{_blob(project, commit, rel_config)},{rel_config}")
-        git(project.root, "update-index", "--add", "--", ws.rel(ws.policy_path))
+        atomic_write(ws.config_path, files[rel_config])
+        git(project.root, "update-index", "--add", "--", rel_config, rel_policy)
     return old, new, commit
-
-
-def _committed_text(project: Project, commit: str | None, rel: str) -> str | None:
-    from mlopsctl.gitops.git import GitFailed, git
-
-    if not commit:
-        return None
-    try:
-        return git(project.root, "cat-file", "blob", f"{commit}:{rel}").decode()
-    except GitFailed:
-        return None
-
-
-def _blob(project: Project, commit: str, rel: str) -> str:
-    from mlopsctl.gitops.git import git_text
-
-    return git_text(project.root, "rev-parse", f"{commit}:{rel}")
 
 
 def _repin(text: str, old: str, new: str) -> str:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlopsctl import manifests as mf
 from mlopsctl.errors import CheckFailed, EnvironmentProblem, UsageError
 from mlopsctl.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlopsctl.gitops.identity import Identity
 
 
 @dataclass
@@ -42,28 +46,60 @@ class Project:
                                      hint="mlopsctl init")
         return load_key(kid)
 
-    # --- the policy pin ---------------------------------------------------------------------------
+    # --- the governance pin -----------------------------------------------------------------------
 
     def policy_hash(self) -> str:
+        """The governance hash of the work tree: policy rules and trusted types, and every
+        environment's gates, requires and approvals (see mlopsctl.governance)."""
+        from mlopsctl.governance import hash_files
+
+        return hash_files(self.ws.config_path.read_bytes(), self._policy_bytes())
+
+    def _policy_bytes(self) -> bytes:
         try:
-            return mf.policy_hash(self.ws.policy_path.read_bytes())
+            return self.ws.policy_path.read_bytes()
         except FileNotFoundError:
             raise EnvironmentProblem(".mlops/policy.yaml is missing",
                                      hint="git checkout -- .mlops/policy.yaml") from None
 
     def policy_drift(self) -> str | None:
-        """A sentence describing the drift, or None when policy.yaml matches its pin."""
-        from mlopsctl.workspace import drift_message
+        """A sentence describing the drift, or None when the governed content matches its pin."""
+        from mlopsctl.governance import drift_message
 
-        return drift_message(self.policy_hash(), self.config.constitutional_hash)
+        return drift_message(self.policy_hash(), self.config.constitutional_hash,
+                             self._policy_bytes())
+
+    def pin_provenance(self) -> str | None:
+        """Why the pin was not written by `policy accept` (a hand edit), or None."""
+        from mlopsctl.governance import provenance_problem
+
+        return provenance_problem(self.root, self.ws.config_path.read_text())
 
     def require_policy_pin(self) -> str:
-        """Refuse (exit 1) when the policy drifted; return the pinned hash otherwise."""
+        """Refuse (exit 1) when governance drifted or the pin was edited by hand; return the
+        pinned hash otherwise."""
+        from mlopsctl.governance import drift_hint
+
         drift = self.policy_drift()
         if drift:
-            raise CheckFailed(drift, hint="review the change, then `mlopsctl policy accept` "
-                                          "(or `git checkout -- .mlops/policy.yaml`)")
+            raise CheckFailed(drift, hint=drift_hint(drift))
+        forged = self.pin_provenance()
+        if forged:
+            raise CheckFailed(forged, hint="review the governance files, then `mlopsctl policy "
+                              "accept -m WHY` to pin them properly")
         return self.config.constitutional_hash
+
+    # --- roles ------------------------------------------------------------------------------------
+
+    def require_role(self, action: str, env: str | None = None) -> Identity:
+        """The acting git identity, after checking that access.yaml lets it do ``action`` (in
+        ``env``); CheckFailed (exit 1) otherwise."""
+        from mlopsctl.access import require
+        from mlopsctl.gitops.identity import require_identity
+
+        actor = require_identity(self.root)
+        require(self, actor.email, action, env)
+        return actor
 
     # --- models -----------------------------------------------------------------------------------
 

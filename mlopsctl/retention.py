@@ -187,6 +187,7 @@ def gc(project: Project, keep_last: int = DEFAULT_KEEP_LAST, dry_run: bool = Fal
         raise UsageError("--keep-last must be at least 1")
     if not dry_run:
         project.require_policy_pin()
+        project.require_role("gc")
     base = _local_base(project)
     result = GcResult(keep_last, dry_run, project.remote.describe())
     with file_lock(project.ws.lock_path):

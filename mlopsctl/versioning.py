@@ -25,7 +25,7 @@ from mlopsctl.errors import ConflictError, EnvironmentProblem, UsageError
 from mlopsctl.fsio import atomic_write, file_lock, sha256_file
 from mlopsctl.gitops import refs
 from mlopsctl.gitops import tags as T
-from mlopsctl.gitops.identity import Identity, repo_busy, require_identity
+from mlopsctl.gitops.identity import Identity, repo_busy
 from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
 
@@ -174,7 +174,7 @@ def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -
     ws = project.ws
     root = project.root
     policy_hash = project.require_policy_pin()
-    actor = require_identity(root)
+    actor = project.require_role("bump")  # registering a version
     busy = repo_busy(root, ws.git_dir)
     if busy:
         raise EnvironmentProblem(f"{busy} is in progress", hint="finish or abort it first")

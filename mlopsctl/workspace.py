@@ -31,13 +31,6 @@ def user_data_dir() -> Path:
     return Path(base) / "mlopsctl"
 
 
-def drift_message(actual: str, pinned: str) -> str | None:
-    if actual == pinned:
-        return None
-    return (f"policy .mlops/policy.yaml has drifted: its hash is {actual}, "
-            f"but config pins {pinned}")
-
-
 def find_root(start: Path | None = None) -> Path:
     """The top of the git work tree containing ``start`` (cwd by default). Walks up looking for
     ``.git`` (a directory, or a file for worktrees/submodules) without running git."""
@@ -110,20 +103,19 @@ class Workspace:
         return self.git_dir / "mlopsctl.lock"
 
     def quick_policy_drift(self) -> str | None:
-        """The drift sentence (as Project.policy_drift), read without parsing the config: read
-        commands only warn, and must stay fast."""
-        import hashlib
-        import re
+        """The drift sentence (as Project.policy_drift), read without validating the config:
+        read commands only warn, and must stay fast."""
+        from mlopsctl.governance import drift_message, hash_files, pinned_in
 
         try:
             config = self.config_path.read_text()
             policy = self.policy_path.read_bytes()
-        except OSError:
+            pinned = pinned_in(config)
+            if pinned is None:
+                return None
+            return drift_message(hash_files(config, policy), pinned, policy)
+        except Exception:  # a malformed file: the command itself will say so
             return None
-        match = re.search(r"(?m)^constitutional_hash:\s*['\"]?([0-9a-f]+)", config)
-        if match is None:
-            return None
-        return drift_message(hashlib.sha256(policy).hexdigest()[:16], match.group(1))
 
     def require_initialized(self) -> None:
         if not self.initialized:

@@ -190,7 +190,10 @@ def pinned(repo: Path, rev: str | None = None) -> str:
 
 
 def file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    """The governance hash of the registry whose policy.yaml is ``path``."""
+    from mlopsctl.governance import hash_files
+
+    return hash_files((path.parent / "config.yaml").read_bytes(), path.read_bytes())
 
 
 def show(repo: Path) -> dict[str, Any]:
@@ -200,9 +203,11 @@ def show(repo: Path) -> dict[str, Any]:
 
 
 def drift(repo: Path, line: str = "# reviewed: tighten later\n") -> Path:
+    """Add a rule (a change of meaning; comments alone are not governed), then ``line``."""
     policy = repo / ".mlops" / "policy.yaml"
+    rule_id = "extra-" + hashlib.sha256(line.encode()).hexdigest()[:6]
     with policy.open("a") as fh:
-        fh.write(line)
+        fh.write(f"  - {{id: {rule_id}, check: artifact_verified}}\n{line}")
     return policy
 
 
@@ -328,16 +333,20 @@ def test_accept_refuses_a_malformed_policy_and_commits_nothing(registry: Path) -
     assert any("unknown check 'metric_treshold'" in p for p in problems)
 
 
-def test_accept_does_not_sweep_unrelated_config_edits(registry: Path) -> None:
+def test_accept_pins_and_commits_the_reviewed_gates_too(registry: Path) -> None:
     config = registry / ".mlops" / "config.yaml"
     cfg = yaml.safe_load(config.read_text())
-    cfg["environments"]["production"]["gates"]["accuracy"] = {"min": 0.1}
+    cfg["environments"]["production"]["gates"]["accuracy"] = {"min": 0.9}
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     before = head(registry)
-    new = file_hash(drift(registry))
+    new = file_hash(registry / ".mlops" / "policy.yaml")
+    assert new != pinned(registry)
 
-    assert run("policy", "accept", "-m", "comment only").code == 0
+    assert run("policy", "accept", "-m", "raise the production floor").code == 0
 
     old_cfg = yaml.safe_load(git(registry, "show", f"{before}:.mlops/config.yaml"))
     new_cfg = yaml.safe_load(git(registry, "show", "HEAD:.mlops/config.yaml"))
-    assert {**old_cfg, "constitutional_hash": new} == new_cfg
+    assert new_cfg["constitutional_hash"] == new
+    assert new_cfg["environments"]["production"]["gates"]["accuracy"] == {"min": 0.9}
+    assert old_cfg["environments"]["production"]["gates"]["accuracy"] == {"min": 0.85}
+    assert git(registry, "status", "--porcelain", "--", ".mlops") == ""

@@ -1,13 +1,16 @@
-"""Who is acting: the git identity, as git itself would resolve it (environment, then config)."""
+"""Who is acting: the git identity exactly as git itself would record it
+(``git var GIT_COMMITTER_IDENT``: environment, then repository config, then global)."""
 
 from __future__ import annotations
 
-import os
+import re
 from pathlib import Path
 from typing import NamedTuple
 
 from mlopsctl.errors import EnvironmentProblem
 from mlopsctl.gitops.git import GitFailed, git_text
+
+_IDENT = re.compile(r"^(?P<name>.*?) <(?P<email>[^<>]*)> \d+ [+-]\d{4}$")
 
 
 class Identity(NamedTuple):
@@ -19,22 +22,17 @@ class Identity(NamedTuple):
 
 
 def find_identity(root: Path | None) -> Identity | None:
-    name = os.environ.get("GIT_COMMITTER_NAME")
-    email = os.environ.get("GIT_COMMITTER_EMAIL")
-    if not (name and email):
-        try:
-            out = git_text(root, "config", "--get-regexp", r"^user\.(name|email)$")
-        except GitFailed:
-            out = ""
-        for line in out.splitlines():
-            key, _, value = line.partition(" ")
-            if key == "user.name" and not name:
-                name = value
-            elif key == "user.email" and not email:
-                email = value
-    if name and email:
-        return Identity(name, email)
-    return None
+    """The committer git would record from ``root``, or None when git cannot tell. A
+    repository-local ``user.email`` wins over the global one, as it does for git, so the actor
+    we check and record is the one git writes into the tag."""
+    try:
+        out = git_text(root, "var", "GIT_COMMITTER_IDENT")
+    except GitFailed:
+        return None
+    match = _IDENT.match(out.strip())
+    if match is None or not match["email"]:
+        return None
+    return Identity(match["name"], match["email"])
 
 
 def require_identity(root: Path | None) -> Identity:
