@@ -8,7 +8,12 @@ so promotion can rely on a fresh passing report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,8 +21,7 @@ from typing import Any
 from mlopsctl import manifests as mf
 from mlopsctl import policy as pol
 from mlopsctl import registry as reg
-from mlopsctl.errors import EnvironmentProblem, UsageError
-from mlopsctl.loading.sandbox import Limits, run_worker, unnamed_file
+from mlopsctl.errors import CheckFailed, EnvironmentProblem, UsageError
 from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
 
@@ -34,7 +38,6 @@ class ValidateRequest:
     target: str | None = None
     latency_runs: int = 200
     timeout: float = 600.0
-    drop: list[str] = field(default_factory=list)  # holdout columns that are no feature (IDs)
 
 
 def _holdout(project: Project, req: ValidateRequest, model: str) -> tuple[Path, str, bool]:
@@ -72,29 +75,25 @@ def _materialise(project: Project, path: Path) -> Path:
     raise UsageError(f"holdout file {path} does not exist")
 
 
-def worker_limits(project: Project) -> Limits:
-    w = project.config.worker
-    return Limits(memory_mb=w.memory_mb, cpu_seconds=w.cpu_seconds, file_size_mb=w.file_size_mb)
-
-
-def trusted_types(project: Project) -> tuple[list[str], list[str]]:
-    """The policy's ``trusted_types`` and where the worker imports them from (the repo)."""
-    policy = mf.load(project.ws.policy_path, mf.Policy, ".mlops/policy.yaml")
-    types = list(policy.trusted_types)
-    return types, ([str(project.root)] if types else [])
-
-
-def run_model(project: Project, manifest: mf.VersionManifest, request: dict[str, Any],
-              timeout: float, reporter: Reporter | None = None) -> dict[str, Any]:
-    """Restore the version's artifact into an unnamed file (sha256 verified) and run one worker
-    request on it in the sandbox: nothing decrypted is ever left on disk."""
-    from mlopsctl.artifacts import restore_into
-
-    types, path = trusted_types(project)
-    request = {**request, "format": manifest.artifact.format, "trusted_types": types}
-    with unnamed_file() as fh:
-        restore_into(project, manifest, fh, reporter or Reporter())
-        return run_worker(request, timeout, worker_limits(project), artifact=fh, sys_path=path)
+def run_worker(request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Score in a child process; a crash or a hang becomes a CheckFailed."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlopsctl.worker"], input=json.dumps(request),
+            capture_output=True, text=True, timeout=timeout, env=env, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"validation exceeded its time limit of {timeout:g} s "
+                          "(the model hung or is far too slow)",
+                          hint="raise it with --timeout if the model is merely slow") from None
+    if proc.returncode != 0 or not proc.stdout.strip():
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CheckFailed(f"the model crashed while loading or predicting "
+                          f"(exit {proc.returncode}): {tail}")
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
 
 
 def _gates(env: mf.Environment, model: str, values: dict[str, float]) -> list[dict[str, Any]]:
@@ -120,7 +119,7 @@ def _tolerance(policy: mf.Policy) -> float:
 
 def validate(project: Project, req: ValidateRequest, reporter: Reporter | None = None
              ) -> dict[str, Any]:
-    from mlopsctl.artifacts import resolve
+    from mlopsctl.artifacts import resolve, restore_to
 
     reporter = reporter or Reporter()
     policy_hash = project.require_policy_pin()
@@ -136,10 +135,14 @@ def validate(project: Project, req: ValidateRequest, reporter: Reporter | None =
     policy = mf.load(project.ws.policy_path, mf.Policy, ".mlops/policy.yaml")
     card = project.card(manifest.model)
 
-    result = run_model(project, manifest, {
-        "holdout": str(holdout.resolve()), "target": target, "drop": list(req.drop),
-        "latency_runs": req.latency_runs, "warmup": 10,
-    }, req.timeout, reporter)
+    with tempfile.TemporaryDirectory(prefix="mlopsctl-validate-") as tmp:
+        artifact = Path(tmp) / Path(manifest.artifact.path).name
+        restore_to(project, manifest, artifact, reporter)
+        result = run_worker({
+            "artifact": str(artifact), "format": manifest.artifact.format,
+            "holdout": str(holdout.resolve()), "target": target,
+            "latency_runs": req.latency_runs, "warmup": 10,
+        }, req.timeout)
 
     if result.get("usage"):
         raise UsageError(str(result.get("error")), hint="pick the label column with --target")
