@@ -53,14 +53,20 @@ def permission(action: str, env: str | None = None) -> str:
     return f"{action}:{env}" if env else action
 
 
+# Actions granted along with another: whoever may release to an environment may also take a
+# version out of it (so access files written before `unassign` existed keep working).
+IMPLIED_BY = {"unassign": ("promote",)}
+
+
 def grants(permissions: list[str], action: str, env: str | None = None) -> bool:
     """Whether a role's permission list allows ``action`` (in ``env``, when given)."""
-    for held in permissions:
-        held = held.strip()
-        if held in ("*", action, f"{action}:*"):
-            return True
-        if env is not None and held == f"{action}:{env}":
-            return True
+    for act in (action, *IMPLIED_BY.get(action, ())):
+        for held in permissions:
+            held = held.strip()
+            if held in ("*", act, f"{act}:*"):
+                return True
+            if env is not None and held == f"{act}:{env}":
+                return True
     return False
 
 

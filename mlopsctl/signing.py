@@ -8,8 +8,8 @@ The output is read only to learn *who* signed (the principal F maps the key to, 
 that signer's roles must then grant the event:
 
 - registration ``m@vX``: ``bump``;  deregistration ``m@vX!#N``: ``deregister``;
-- assignment/unassignment ``m#env#N`` / ``m#env!#N``: ``promote:env``, or ``rollback:env`` when
-  the tag's ``mlopsctl:`` block says ``rollback: true``;
+- assignment ``m#env#N``: ``promote:env``, or ``rollback:env`` when the tag's ``mlopsctl:``
+  block says ``rollback: true``; unassignment ``m#env!#N``: ``unassign:env``;
 - deprecation ``m@deprecated``: ``deprecate``.
 
 The allowed-signers file is pinned like the policy: ``allowed_signers_hash`` in config.yaml is
@@ -195,6 +195,8 @@ class EventTag:
             return "bump", None
         if kind == T.DEREGISTER:
             return "deregister", None
+        if kind == T.UNASSIGN and not self.rollback:
+            return "unassign", self.event.stage
         if kind in (T.ASSIGN, T.UNASSIGN):
             return ("rollback" if self.rollback else "promote"), self.event.stage
         return "deprecate", None
