@@ -8,10 +8,11 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from mlopsctl import manifests as mf
 from mlopsctl import registry as reg
-from mlopsctl.blobstate import tombstone
+from mlopsctl.blobstate import tagged_manifests, tombstone
 from mlopsctl.errors import MlopsError, UsageError
 from mlopsctl.fsio import sha256_file
 from mlopsctl.progress import Reporter
@@ -48,11 +49,41 @@ def resolve(project: Project, registry: reg.Registry, ref: str) -> Resolved:
             raise UsageError(f"model '{model}' has no registered version")
     manifest = project.manifest_at(model, entry.version, entry.commit)
     if manifest is None:
+        asked = f"{model}@{entry.number}" if version and version != "latest" else (
+            f"{ref} resolves to {model}@{entry.number}, which")
+        hint = "only versions registered with `mlopsctl bump` carry an artifact to fetch"
+        if not (version and version != "latest") and not stage:
+            usable = _latest_with_manifest(project, state)
+            if usable:
+                hint = f"the latest version with an artifact is {usable}: mlopsctl fetch {usable}"
         raise UsageError(
-            f"{model}@{entry.number} has no mlopsctl manifest (registered by another tool)",
-            hint="only versions registered with `mlopsctl bump` carry an artifact to fetch",
-        )
+            f"{asked} was registered by another tool (gto or a hand-made tag) without an "
+            "mlopsctl manifest: there is no stored artifact to fetch", hint=hint)
     return Resolved(entry, manifest)
+
+
+def _latest_with_manifest(project: Project, state: reg.ModelState) -> str | None:
+    """'model@1.2.0' of the greatest registered version that has a manifest, or None."""
+    entries = state.active_versions
+    found = tagged_manifests(project, entries)
+    for entry in reversed(entries):
+        if found.get((entry.model, entry.version)) is not None:
+            return f"{entry.model}@{entry.number}"
+    return None
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _restore(project: Project, manifest: mf.VersionManifest, dst: object,
@@ -81,6 +112,7 @@ def restore_to(project: Project, manifest: mf.VersionManifest, dest: Path,
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a fetched file is ordinary
         with os.fdopen(fd, "wb") as fh:
             # No fsync: a restored copy can always be fetched again, and rename-over-write is
             # ordered by the filesystem (ext4, xfs, btrfs) so no empty file survives a crash.
@@ -89,6 +121,17 @@ def restore_to(project: Project, manifest: mf.VersionManifest, dest: Path,
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def restore_into(project: Project, manifest: mf.VersionManifest, fh: IO[bytes],
+                 reporter: Reporter | None = None) -> None:
+    """Write a verified copy of the artifact into an open file (an unnamed one, for a worker):
+    a mismatching sha256 raises before anyone reads it."""
+    fh.seek(0)
+    fh.truncate()
+    _restore(project, manifest, fh, reporter or Reporter())
+    fh.flush()
+    fh.seek(0)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def _targets(project) -> Finding:
     except MlopsError as exc:
         return Finding("targets", WARN, exc.message, exc.hint or "")
     drifted = [f"{r['model']} {r['environment']}" for r in rows
-               if not (r["in_sync"] and r["healthy"])]
+               if r["deployed_here"] and not (r["in_sync"] and r["healthy"])]
     if drifted:
         return Finding("targets", WARN, "out of sync with the registry: " + ", ".join(drifted),
                        "mlopsctl sync")
@@ -93,7 +93,8 @@ def _dvc(project) -> Finding:
         return Finding("dvc", FAIL, "DVC is not initialised", "mlopsctl init")
     conf = read_dvc_config(project.root)
     if conf.get("core", {}).get("analytics", "").lower() != "false":
-        return Finding("dvc", WARN, "DVC analytics are on", "dvc config core.analytics false")
+        return Finding("dvc", WARN, "DVC analytics are on",
+                       "dvc config --local core.analytics false")
     return Finding("dvc", OK, f"default remote '{conf.get('core', {}).get('remote', '?')}'")
 
 
@@ -103,8 +104,10 @@ def _remote(project) -> Finding:
     except MlopsError as exc:
         return Finding("remote", FAIL, exc.message, exc.hint or "")
     ok, detail = remote.reachable()
-    return Finding("remote", OK if ok else FAIL, detail,
-                   "" if ok else "mlopsctl init --remote URL  (or create the directory)")
+    # Not `init --remote`: that changes the team's .dvc/config and orphans every version.
+    hint = (f"if the store is at another path on this machine: dvc remote modify --local "
+            f"{remote.name} url PATH  (this clone only); or create the directory")
+    return Finding("remote", OK if ok else FAIL, detail, "" if ok else hint)
 
 
 def _key(project) -> Finding:

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlopsctl import manifests as mf
-from mlopsctl.errors import EnvironmentProblem
+from mlopsctl.errors import EnvironmentProblem, UsageError
 from mlopsctl.gitops import refs
 from mlopsctl.gitops.identity import repo_busy, require_identity
+from mlopsctl.gitops.notes import configure_fetch
 from mlopsctl.governance import governance_hash, load_yaml
 from mlopsctl.templates import read_template
 from mlopsctl.workspace import Workspace, user_data_dir
@@ -29,6 +30,7 @@ class InitResult:
     key_present: bool
     commit: str | None = None
     changed: list[str] = field(default_factory=list)
+    notes_fetch: list[str] = field(default_factory=list)  # git remotes now fetching the notes
 
 
 def default_remote_url(registry_id: str) -> str:
@@ -42,7 +44,8 @@ def default_remote_url(registry_id: str) -> str:
         return str(path)
 
 
-def init(start: Path | None = None, remote_url: str | None = None) -> InitResult:
+def init(start: Path | None = None, remote_url: str | None = None,
+         force: bool = False) -> InitResult:
     ws = Workspace.find(start)
     root = ws.root
     actor = require_identity(root)
@@ -73,7 +76,10 @@ def init(start: Path | None = None, remote_url: str | None = None) -> InitResult
         files[ws.rel(ws.access_path)] = _access_yaml(access)
         files[ws.rel(ws.mlops / ".gitignore")] = GITIGNORE
 
+    if remote_url and not created and not force:
+        _refuse_remote_switch(root, config.remote, remote_url)
     url = _configure_dvc(root, config.remote, remote_url, default_remote_url(config.registry_id))
+    result_fetch = [r for r in _git_remotes(root) if configure_fetch(root, r)]
     for rel in (".dvc/config", ".dvc/.gitignore", ".dvcignore"):
         path = root / rel
         content = path.read_bytes() if path.is_file() else None
@@ -83,7 +89,8 @@ def init(start: Path | None = None, remote_url: str | None = None) -> InitResult
     if local is not None:
         local.mkdir(parents=True, exist_ok=True)
 
-    result = InitResult(root, created, url, key_id, has_key(key_id), changed=sorted(files))
+    result = InitResult(root, created, url, key_id, has_key(key_id), changed=sorted(files),
+                        notes_fetch=result_fetch)
     if files:
         head = refs.head_commit(root)
         msg = "mlopsctl: initialise the model registry" if created else \
@@ -91,6 +98,33 @@ def init(start: Path | None = None, remote_url: str | None = None) -> InitResult
         result.commit = refs.commit_files(root, files, msg, head)
         refs.sync_worktree(root, files)
     return result
+
+
+def _git_remotes(root: Path) -> list[str]:
+    from mlopsctl.gitops.git import GitFailed, git
+
+    try:
+        return git(root, "remote").decode().split()
+    except GitFailed:
+        return []
+
+
+def _refuse_remote_switch(root: Path, name: str, url: str) -> None:
+    """Switching the team's artifact remote orphans every stored blob: only with --force."""
+    from mlopsctl import registry as reg
+    from mlopsctl.store.remote import read_dvc_config
+
+    existing = read_dvc_config(root).get(f'remote "{name}"', {}).get("url")
+    versions = sum(len(m.active_versions) for m in reg.load(root).models.values())
+    if not existing or existing == url or not versions:
+        return
+    raise UsageError(
+        f"the registry's {versions} version(s) are stored in remote '{name}' ({existing}); "
+        f"switching the team's remote to {url} in .dvc/config would leave them all behind",
+        hint=f"to reach the same store by another path on this clone only: dvc remote modify "
+        f"--local {name} url {url}; to move the blobs: mlopsctl remote migrate {url}; to "
+        "switch anyway (the versions become unfetchable): mlopsctl init --remote URL --force",
+    )
 
 
 def _access_yaml(access: mf.Access) -> bytes:
@@ -135,8 +169,10 @@ def _configure_dvc(root: Path, name: str, asked_url: str | None, default_url: st
     try:
         with repo.config.edit("repo") as conf:
             conf["core"]["remote"] = name
-            conf["core"]["analytics"] = False
             conf["remote"][name] = {"url": url}
+        # A per-user choice: the local (git-ignored) config, not the team's committed one.
+        with repo.config.edit("local") as conf:
+            conf["core"]["analytics"] = False
     finally:
         repo.close()
     # DVC rewrites a relative local path relative to .dvc/: report what it stored.

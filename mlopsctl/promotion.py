@@ -21,6 +21,7 @@ from mlopsctl.deploy import SlotPlan, Target, derive_slots
 from mlopsctl.errors import CheckFailed, ConflictError, UsageError
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.identity import Identity, require_identity
+from mlopsctl.gitops.notes import missing_reports_hint
 from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
 
@@ -251,9 +252,12 @@ def promote(project: Project, model: str, version: str | None, env: str,
     if not report_is_fresh(report, manifest, policy_hash):
         card = project.card(model)
         if card is None or card.holdout is None:
+            fetch = missing_reports_hint(project.root)
             raise CheckFailed(
                 f"{model} {entry.version} has no passing validation for {env} with this artifact "
-                "and policy", hint=f"mlopsctl validate {model}@{entry.number} --env {env} "
+                "and policy" + (f" ({fetch})" if fetch else ""),
+                hint=("mlopsctl pull, then retry; or " if fetch else "")
+                + f"mlopsctl validate {model}@{entry.number} --env {env} "
                 "--data HOLDOUT --target COLUMN")
         reporter.note(f"validating {model}@{entry.number} for {env} (no fresh passing report)")
         report = validate(project, ValidateRequest(ref=f"{model}@{entry.number}", env=env),
@@ -380,6 +384,10 @@ def status(project: Project, model: str | None = None, env: str | None = None
         in_sync = actual.live_slot == plan.live_slot and all(
             actual.slots[s].version == v for s, v in plan.slots.items())
         healthy = all(actual.slots[s].healthy for s, v in plan.slots.items() if v)
+        # The local target is per machine: a clone that never deployed holds nothing at all,
+        # which is not drift (`sync` deploys it here).
+        here = target.name != "local" or actual.live_slot is not None or any(
+            d.version for d in actual.slots.values())
         data = holder.data if holder else {}
         rows.append({
             "model": m, "environment": e, "live": plan.live_version, "live_slot": plan.live_slot,
@@ -391,7 +399,7 @@ def status(project: Project, model: str | None = None, env: str | None = None
             "rollback": bool(data.get("rollback")),
             "validation": data.get("validation"),
             "target": target.name,
-            "in_sync": in_sync, "healthy": healthy,
+            "in_sync": in_sync, "healthy": healthy, "deployed_here": here,
             "deployed": {s: {"version": d.version, "healthy": d.healthy, "detail": d.detail}
                          for s, d in actual.slots.items()},
         })

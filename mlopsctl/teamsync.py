@@ -8,6 +8,8 @@ failure reports as JSON notes under ``refs/notes/mlops``, and the branch holding
   notes in ONE ``git push --atomic``: all of it lands, or none of it. A rejection (the branch or
   the notes moved on, or a tag name is taken by someone else's event) means the remote has
   registry events this clone does not have.
+- Both add the notes to what ``git fetch REMOTE`` fetches (``gitops.notes.configure_fetch``),
+  so that from then on teammates' reports arrive with a plain ``git fetch``/``git pull`` too.
 - ``pull`` never touches the user's branch: it fetches registry tags it does not have (never
   overwriting one), and the remote's notes into a temporary ref which it merges into
   ``refs/notes/mlops`` per commit, section by section and key by key; where both sides have a
@@ -21,7 +23,6 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from mlopsctl import registry as reg
 from mlopsctl.blobstate import tagged_manifests, was_collected
 from mlopsctl.errors import CheckFailed, EnvironmentProblem
 from mlopsctl.gitops.git import GitFailed, git, git_ok, git_text
+from mlopsctl.gitops.notes import configure_fetch, merge_docs, tracking_ref
 from mlopsctl.workspace import NOTES_REF
 
 INCOMING_REF = "refs/notes/mlops-incoming"
@@ -201,6 +203,7 @@ def push(project: Any, remote: str = "origin") -> PushResult:
 
     root = project.root
     check_remote(root, remote)
+    configure_fetch(root, remote)
     branch = current_branch(root)
     missing, checked = missing_blobs(project)
     if missing:
@@ -212,7 +215,7 @@ def push(project: Any, remote: str = "origin") -> PushResult:
         )
     refspecs = [f"HEAD:{branch}"]
     refspecs += [f"refs/tags/{name}:refs/tags/{name}" for name in sorted(local_tags(root))]
-    if git_ok(root, "rev-parse", "-q", "--verify", NOTES_REF):
+    if git_ok(root, "rev-parse", "-q", "--verify", NOTES_REF) and not _notes_behind(root, remote):
         refspecs.append(f"{NOTES_REF}:{NOTES_REF}")
     proc = _run(root, "push", "--atomic", "--porcelain", remote, *refspecs)
     statuses = _porcelain(proc.stdout.decode(errors="replace"))
@@ -226,6 +229,15 @@ def push(project: Any, remote: str = "origin") -> PushResult:
     for flag, ref, _ in statuses:
         (result.up_to_date if flag == "=" else result.updated).append(ref)
     return result
+
+
+def _notes_behind(root: Path, remote: str) -> bool:
+    """Whether the notes ``git fetch`` brought from ``remote`` already contain all of ours (the
+    remote's notes only ever move forward): then there is nothing of ours to send, and pushing
+    our older notes ref would be refused as non-fast-forward."""
+    fetched = tracking_ref(remote)
+    return git_ok(root, "rev-parse", "-q", "--verify", fetched) and git_ok(
+        root, "merge-base", "--is-ancestor", NOTES_REF, fetched)
 
 
 def _porcelain(text: str) -> list[tuple[str, str, str]]:
@@ -314,6 +326,7 @@ class PullResult:
     notes_merged: list[str] = field(default_factory=list)  # commits whose note changed
     branch: str | None = None  # 'main'; None when HEAD is detached
     branch_state: str = "absent"  # up to date | ahead | behind | diverged | absent
+    fetch_configured: bool = False  # `git fetch REMOTE` now brings the notes too
 
     @property
     def ok(self) -> bool:
@@ -333,6 +346,7 @@ def pull(project: Any, remote: str = "origin") -> PullResult:
     root = project.root
     check_remote(root, remote)
     result = PullResult(remote)
+    result.fetch_configured = configure_fetch(root, remote)
     with file_lock(project.ws.lock_path):
         try:
             fetched = fetch_tags(root, remote, notes=True)
@@ -369,67 +383,6 @@ def _branch_state(root: Path, seen: RemoteRefs) -> tuple[str | None, str]:
 
 
 # --- notes ----------------------------------------------------------------------------------------
-
-
-def _stamp(value: Any) -> datetime | None:
-    """When a report was made: its ``validated_at``, else its first other ``*_at`` field."""
-    if not isinstance(value, dict):
-        return None
-    others = sorted(k for k in value if k.endswith("_at") and k != "validated_at")
-    for key in ("validated_at", *others):
-        raw = value.get(key)
-        if isinstance(raw, str):
-            try:
-                parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            except ValueError:
-                continue
-            if parsed.tzinfo is None:
-                continue
-            return parsed
-    return None
-
-
-def _later(theirs: Any, ours: Any) -> bool:
-    """Whether ``theirs`` should replace ``ours`` under the same key: the later report wins;
-    on a tie (or without stamps) a canonical order decides, so every clone agrees."""
-    t, o = _stamp(theirs), _stamp(ours)
-    if t is not None and o is not None and t != o:
-        return t > o
-    if (t is None) != (o is None):
-        return t is not None
-    return _canonical(theirs) > _canonical(ours)
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-def merge_docs(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
-    """Merge two notes documents ``{"schema_version": 1, "validations": {"staging": {...}}}``:
-    section by section, key by key; where both hold a different report under one key, the later
-    one wins (see ``_later``). Pure."""
-    merged = dict(ours)
-    for name, section in theirs.items():
-        if name not in merged:
-            merged[name] = section
-            continue
-        mine = merged[name]
-        if mine == section:
-            continue
-        if name == "schema_version":
-            if isinstance(mine, int) and isinstance(section, int):
-                merged[name] = max(mine, section)
-            continue
-        if isinstance(mine, dict) and isinstance(section, dict):
-            combined = dict(mine)
-            for key, report in section.items():
-                if key not in combined or (combined[key] != report
-                                           and _later(report, combined[key])):
-                    combined[key] = report
-            merged[name] = combined
-        elif _later(section, mine):
-            merged[name] = section
-    return merged
 
 
 def _note_blobs(root: Path, ref: str) -> dict[str, str]:

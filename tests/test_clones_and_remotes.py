@@ -116,3 +116,166 @@ def test_gc_dry_run_names_the_pointers_and_commits_nothing(team: Team) -> None:
     assert doc["pointers_removed"] == [".mlops/models/m/artifacts/0.1.0.zst.dvc"]
     assert doc["commit"] is None and git(team.a, "rev-parse", "HEAD") == head
     assert (team.a / ".mlops/models/m/artifacts/0.1.0.zst.dvc").is_file()
+
+
+# --- validation reports reach a fresh clone the way users fetch ---------------------------------
+
+
+def report(passed: bool, when: str) -> dict[str, object]:
+    return {"passed": passed, "validated_at": when, "artifact_sha256": "x", "policy_hash": "y"}
+
+
+def test_reports_reach_clones_through_pull_and_then_plain_git_fetch(team: Team) -> None:
+    from mlopsctl.gitops.notes import merge_note, read_note
+
+    fetch_specs = git(team.a, "config", "--get-all", "remote.origin.fetch").splitlines()
+    assert "+refs/notes/mlops:refs/notes/remotes/origin/mlops" in fetch_specs  # set by init
+    bump(team.a, "0.1.0", b"one")
+    commit = git(team.a, "rev-parse", "m@v0.1.0^{commit}")
+    merge_note(team.a, commit, "validations", "staging",
+               report(False, "2026-01-01T00:00:00+00:00"))
+    ok(team.a, "push")
+
+    fresh = clone(team, "fresh")
+    assert read_note(fresh, commit) == {}  # `git clone` does not fetch notes
+    refused = on(fresh, "promote", "m", "0.1.0", "--to", "staging")
+    assert refused.code == 1
+    assert "this clone has no validation reports yet" in refused.err
+    assert "hint: mlopsctl pull, then retry" in refused.err
+
+    ok(fresh, "pull")
+    assert read_note(fresh, commit)["validations"]["staging"]["validated_at"].startswith("2026")
+    assert "+refs/notes/mlops:refs/notes/remotes/origin/mlops" in git(
+        fresh, "config", "--get-all", "remote.origin.fetch").splitlines()
+
+    # From now on a plain `git fetch` brings teammates' reports; reads merge them in.
+    merge_note(team.a, commit, "validations", "production",
+               report(True, "2026-01-02T00:00:00+00:00"))
+    merge_note(team.a, commit, "validations", "staging",
+               report(True, "2026-01-03T00:00:00+00:00"))
+    ok(team.a, "push")
+    git(fresh, "fetch", "-q")
+    doc = read_note(fresh, commit)["validations"]
+    assert doc["production"]["passed"] is True and doc["staging"]["passed"] is True
+    ok(fresh, "push")  # its own notes ref never moved, so nothing diverged
+
+
+def test_init_in_a_clone_sets_up_the_notes_fetch(team: Team) -> None:
+    fresh = clone(team, "fresh")
+    doc = json.loads(ok(fresh, "init", "--json").out)
+    assert doc["notes_fetch"] == ["origin"] and doc["commit"] is None  # nothing committed
+    again = json.loads(ok(fresh, "init", "--json").out)
+    assert again["notes_fetch"] == []  # added once
+
+
+# --- status in a new clone: not deployed here is not drift ---------------------------------------
+
+
+def test_status_in_a_fresh_clone_says_not_deployed_here_and_exits_0(team: Team) -> None:
+    bump(team.a, "0.1.0", b"one")
+    tag_at(team.a, "m#staging#1", git(team.a, "rev-parse", "m@v0.1.0^{commit}"), 1_900_000_000)
+    ok(team.a, "sync")
+    ok(team.a, "status")
+    ok(team.a, "push")
+
+    fresh = clone(team, "fresh")
+    shown = on(fresh, "status")
+    assert shown.code == 0, shown
+    table = " ".join(shown.out.split())
+    assert "not deployed here" in table and "OUT OF SYNC" not in table
+    assert "1 deployment(s) not on this machine: `mlopsctl sync` deploys them here" in shown.err
+    row = json.loads(on(fresh, "status", "--json").out)[0]
+    assert row["deployed_here"] is False
+    assert not any("out of sync" in line for line in on(fresh, "doctor").out.splitlines())
+
+    ok(fresh, "sync")
+    assert json.loads(ok(fresh, "status", "--json").out)[0]["in_sync"] is True
+    (fresh / ".mlops/deploy/staging/m/blue/model.bin").write_bytes(b"tampered")
+    drift = on(fresh, "status")  # real drift still fails
+    assert drift.code == 1 and "OUT OF SYNC" in drift.out
+
+
+# --- the artifact remote: per-clone override, refusing to orphan, migrating ---------------------
+
+
+def test_doctor_hints_the_per_clone_override_which_works(team: Team, tmp_path: Path) -> None:
+    from mlopsctl.project import Project
+
+    bump(team.a, "0.1.0", b"one")
+    base = Project.open(team.a).remote.local_dir
+    assert base is not None
+    moved = tmp_path / "moved-store"
+    base.rename(moved)
+    found = on(team.a, "doctor").out
+    line = next(x for x in found.splitlines() if "does not exist" in x)
+    assert "init --remote" not in found
+    assert "dvc remote modify --local mlops url PATH" in found, line
+    config_before = (team.a / ".dvc" / "config").read_text()
+
+    subprocess.run([str(DVC), "remote", "modify", "--local", "mlops", "url", str(moved)],
+                   cwd=team.a, check=True, capture_output=True)
+    ok(team.a, "verify")
+    assert (team.a / ".dvc" / "config").read_text() == config_before  # the team's file as it was
+    assert git(team.a, "status", "--porcelain", "--", ".dvc") == ""
+
+
+def test_init_remote_on_a_registry_with_versions_needs_force(team: Team, tmp_path: Path) -> None:
+    bump(team.a, "0.1.0", b"one")
+    head = git(team.a, "rev-parse", "HEAD")
+    config = (team.a / ".dvc" / "config").read_text()
+    other = tmp_path / "other-store"
+    refused = on(team.a, "init", "--remote", str(other))
+    assert refused.code == 2, refused
+    assert "1 version(s) are stored in remote 'mlops'" in refused.err
+    assert f"dvc remote modify --local mlops url {other}" in refused.err
+    assert f"mlopsctl remote migrate {other}" in refused.err and "--force" in refused.err
+    assert git(team.a, "rev-parse", "HEAD") == head
+    assert (team.a / ".dvc" / "config").read_text() == config
+
+    forced = json.loads(ok(team.a, "init", "--remote", str(other), "--force", "--json").out)
+    assert forced["remote"] == str(other) and forced["commit"]
+
+
+def test_init_remote_without_versions_needs_no_force(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                     ) -> None:
+    repo = make_repo(tmp_path / "r")
+    monkeypatch.chdir(repo)
+    ok(repo, "init")
+    ok(repo, "init", "--remote", str(tmp_path / "store"))
+
+
+def test_init_keeps_dvc_analytics_out_of_the_teams_config(team: Team) -> None:
+    committed = git(team.a, "show", "HEAD:.dvc/config")
+    assert "analytics" not in committed
+    local = (team.a / ".dvc" / "config.local").read_text()
+    assert "analytics = false" in local.replace("False", "false")
+    assert ".dvc/config.local" not in git(team.a, "ls-files")
+    dvc_row = next(x for x in on(team.a, "doctor").out.splitlines() if " dvc:" in x)
+    assert dvc_row.startswith("ok") and "analytics" not in dvc_row
+
+
+# --- fetch ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_fetched_files_respect_the_umask(team: Team, tmp_path: Path, umask: int) -> None:
+    bump(team.a, "0.1.0", b"one")
+    old = os.umask(umask)
+    try:
+        ok(team.a, "fetch", "m@0.1.0", "-o", tmp_path / "out.bin")
+    finally:
+        os.umask(old)
+    assert ((tmp_path / "out.bin").stat().st_mode & 0o777) == 0o666 & ~umask
+
+
+def test_fetch_latest_registered_by_gto_says_so(team: Team, tmp_path: Path) -> None:
+    bump(team.a, "0.1.0", b"one")
+    git(team.a, "commit", "-q", "--allow-empty", "-m", "train v2 (registered with gto)")
+    git(team.a, "tag", "-a", "m@v0.2.0", "-m", "Registering artifact m version v0.2.0")
+    result = on(team.a, "fetch", "m@latest", "-o", tmp_path / "x.bin")
+    assert result.code == 2
+    assert ("m@latest resolves to m@0.2.0, which was registered by another tool (gto or a "
+            "hand-made tag) without an mlopsctl manifest") in result.err
+    assert "hint: the latest version with an artifact is m@0.1.0: mlopsctl fetch m@0.1.0" \
+        in result.err
+    assert not (tmp_path / "x.bin").exists()

@@ -11,13 +11,22 @@ from mlopsctl.cli import console
 @click.option("--remote", "remote_url", metavar="URL",
               help="Any DVC remote URL (s3://..., gs://..., ssh://..., a directory). "
               "Default: a local directory shared by the clones on this machine.")
+@click.option("--force", is_flag=True,
+              help="With --remote: switch the team's remote even though registered versions' "
+              "blobs stay in the old one (see `mlopsctl remote migrate` to move them).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(remote_url: str | None, as_json: bool) -> None:
+def command(remote_url: str | None, force: bool, as_json: bool) -> None:
     """Make this git repository a model registry (idempotent).
 
     Writes .mlops/config.yaml, the default policy (its hash pinned in config) and access.yaml
     (you as admin), initialises DVC with the artifact remote, creates the encryption key outside
-    the repository (only its id is recorded), and commits.
+    the repository (only its id is recorded), and commits. Sets up each git remote so that
+    `git fetch` brings the team's validation reports (refs/notes/mlops) too, and turns DVC's
+    analytics off in this clone's local DVC config.
+
+    On a registry that has versions, --remote is refused unless --force is given: their blobs
+    stay in the old remote. To reach the same store by another path on one clone, use
+    `dvc remote modify --local mlops url URL`; to move the blobs, `mlopsctl remote migrate URL`.
 
     \b
     Example:
@@ -27,12 +36,13 @@ def command(remote_url: str | None, as_json: bool) -> None:
     """
     from mlopsctl.initialize import init
 
-    result = init(remote_url=remote_url)
+    result = init(remote_url=remote_url, force=force)
     if as_json:
         console.emit_json({
             "root": str(result.root), "created": result.created, "remote": result.remote_url,
             "key_id": result.key_id, "key_present": result.key_present,
             "commit": result.commit, "changed": result.changed,
+            "notes_fetch": result.notes_fetch,
         })
         return
     verb = "Initialised" if result.created else "Registry already initialised in"
@@ -42,3 +52,5 @@ def command(remote_url: str | None, as_json: bool) -> None:
                  + ("" if result.key_present else "  (NOT on this machine: mlopsctl key import)"))
     if result.commit:
         console.note(f"  committed {', '.join(result.changed)} as {result.commit[:8]}")
+    for remote in result.notes_fetch:
+        console.note(f"  git fetch {remote} now brings the team's validation reports")

@@ -15,7 +15,9 @@ def command(model: str | None, env: str | None, as_json: bool) -> None:
     """What is live where: per environment the live version, both slots, when and by whom it
     went live, its validation summary, and whether the target matches the registry.
 
-    Exits 1 when a target is out of sync or unhealthy (`mlopsctl sync` repairs it).
+    Exits 1 when a target is out of sync or unhealthy (`mlopsctl sync` repairs it). The local
+    target is per machine: in a clone where nothing was ever deployed, an environment shows
+    "not deployed here" (exit 0; `mlopsctl sync` deploys it here).
 
     \b
     Example:
@@ -39,7 +41,8 @@ def command(model: str | None, env: str | None, as_json: bool) -> None:
             v = r["validation"] or {}
             val = f"compliance {v['compliance']:.0%}" if v.get("compliance") is not None else "-"
             live = (r["live"] or "-") + (" (rollback)" if r["rollback"] else "")
-            state = "in sync" if r["in_sync"] and r["healthy"] else "[red]OUT OF SYNC[/]"
+            state = ("not deployed here" if not r["deployed_here"] else
+                     "in sync" if r["in_sync"] and r["healthy"] else "[red]OUT OF SYNC[/]")
             t.add_row(r["model"], r["environment"], live,
                       *(_slot(r, s) for s in ("blue", "green")),
                       (r["since"] or "-")[:16].replace("T", " "),
@@ -47,7 +50,11 @@ def command(model: str | None, env: str | None, as_json: bool) -> None:
                       f"{r['target']}: {state}")
         console.out().print(t)
     bad = [f"{r['model']} {r['environment']}" for r in rows
-           if not (r["in_sync"] and r["healthy"])]
+           if r["deployed_here"] and not (r["in_sync"] and r["healthy"])]
+    absent = [r for r in rows if not r["deployed_here"]]
+    if absent and not as_json:
+        console.note(f"{len(absent)} deployment(s) not on this machine: `mlopsctl sync` "
+                     "deploys them here")
     if bad:
         raise CheckFailed("targets out of sync: " + ", ".join(bad), hint="mlopsctl sync")
 
