@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollback": ("rollback", "Flip an environment back to its previous version."),
     "status": ("status", "What is live where, and whether targets match."),
     "sync": ("sync", "Make deploy targets match the registry."),
+    "serve": ("serve", "Serve an environment's live version over HTTP."),
     "unassign": ("unassign", "Take a version out of an environment."),
     "deregister": ("deregister", "Withdraw one version of a model."),
     "deprecate": ("deprecate", "Deprecate a model (hidden from show)."),
