@@ -4,7 +4,9 @@ registry state (no timestamps: the same state renders the same bytes). Strategy 
 and preview Services. Strategy ``deployment``: a Deployment per slot and one Service whose
 ``mlopsctl.io/slot`` selector names the live slot (switching it is the flip). Pods fetch the
 artifact themselves (an init container runs ``mlopsctl fetch``), so ``prepare`` only validates;
-``activate`` writes the file and the caller commits it."""
+``activate`` writes the file and the caller commits it. The pods' main container runs
+``mlopsctl serve --artifact`` on the fetched file, ready once the model is loaded
+(``GET /v1/models/MODEL``)."""
 
 from __future__ import annotations
 
@@ -131,6 +133,23 @@ def _fill_pod(pod: dict[str, Any], plan: SlotPlan, slot: str | None, version: st
     pod["metadata"] = {"labels": labels, "annotations": notes}
     main["image"], main["env"] = opts["image"], env
     main["ports"][0]["containerPort"] = opts["port"]
+    main["command"] = serve_command(plan, opts["port"], _format(manifests, plan.model, version))
+    main["readinessProbe"]["httpGet"]["path"] = f"/v1/models/{plan.model}"
+
+
+def serve_command(plan: SlotPlan, port: int, fmt: str) -> list[str]:
+    """The pod's server: ``mlopsctl serve`` on the artifact the init container fetched, checked
+    against its sha256. Version, path and hash come from the container's env (Kubernetes
+    expands ``$(VAR)``), so a flip changes the env, not the command."""
+    return ["mlopsctl", "serve", plan.model, "--env", plan.env, "--host", "0.0.0.0",
+            "--port", str(port), "--artifact", "$(MODEL_PATH)", "--version", "$(MODEL_VERSION)",
+            "--sha256", "$(MODEL_SHA256)", "--format", fmt]
+
+
+def _format(manifests: Mapping[str, Any], model: str, version: str | None) -> str:
+    if version is None:
+        return "sklearn-pickle"
+    return str(_manifest(manifests, model, version).artifact.format)
 
 
 def render(plan: SlotPlan, manifests: Mapping[str, Any], options: Mapping[str, Any]) -> str:
