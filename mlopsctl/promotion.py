@@ -21,7 +21,6 @@ from mlopsctl.deploy import SlotPlan, Target, derive_slots
 from mlopsctl.errors import CheckFailed, ConflictError, UsageError
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.identity import Identity, require_identity
-from mlopsctl.gitops.notes import missing_reports_hint
 from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
 
@@ -39,6 +38,7 @@ class ReleaseResult:
     tag: str | None  # None when nothing was recorded (already live)
     rollback: bool = False
     validation: dict[str, Any] = field(default_factory=dict)
+    approvals: list[str] = field(default_factory=list)  # approvers counted for this release
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -55,6 +55,26 @@ def current_plan(state: reg.ModelState | None, model: str, env: str) -> SlotPlan
     holder = state.stages.get(env) if state else None
     return derive_slots(model, env, assigned_versions(state, env),
                         holder.version if holder else None)
+
+
+def live_history(state: reg.ModelState | None, env: str) -> list[str]:
+    """The versions that were live in ``env``, as an undo stack (oldest first, the live one
+    last): a promotion pushes its version, a rollback pops back to the version it named, an
+    unassignment takes its version out. So `rollback` walks back through what was live before,
+    instead of flipping forward again to the version it just left."""
+    events = [e for e in (state.events if state else []) if e.stage == env and e.version
+              and e.kind in (T.ASSIGN, T.UNASSIGN)]
+    events.sort(key=lambda e: (e.timestamp, e.counter or 0))
+    stack: list[str] = []
+    for e in events:
+        version = e.version or ""
+        if e.kind == T.UNASSIGN:
+            stack = [v for v in stack if v != version]
+        elif e.data.get("rollback") is True and version in stack:
+            del stack[stack.index(version) + 1:]
+        elif not stack or stack[-1] != version:
+            stack = [v for v in stack if v != version] + [version]
+    return stack
 
 
 def order_problem(state: reg.ModelState, version: str, environment: mf.Environment) -> str | None:
@@ -247,17 +267,17 @@ def promote(project: Project, model: str, version: str | None, env: str,
         sync(project, model=model, env=env)
         return ReleaseResult(model, env, entry.version, entry.version,
                              current_plan(state, model, env).live_slot, None)
+    from mlopsctl import approvals
+
+    approvers = approvals.require(project, entry.commit, manifest, env, environment, actor.email)
 
     report = latest_report(project, entry.commit, env)
     if not report_is_fresh(report, manifest, policy_hash):
         card = project.card(model)
         if card is None or card.holdout is None:
-            fetch = missing_reports_hint(project.root)
             raise CheckFailed(
                 f"{model} {entry.version} has no passing validation for {env} with this artifact "
-                "and policy" + (f" ({fetch})" if fetch else ""),
-                hint=("mlopsctl pull, then retry; or " if fetch else "")
-                + f"mlopsctl validate {model}@{entry.number} --env {env} "
+                "and policy", hint=f"mlopsctl validate {model}@{entry.number} --env {env} "
                 "--data HOLDOUT --target COLUMN")
         reporter.note(f"validating {model}@{entry.number} for {env} (no fresh passing report)")
         report = validate(project, ValidateRequest(ref=f"{model}@{entry.number}", env=env),
@@ -287,10 +307,12 @@ def promote(project: Project, model: str, version: str | None, env: str,
                 raise
         title = f"Promote {model} {entry.version} to {env}" + (f": {message}" if message else "")
         data = _event_data(actor, env, entry.version, previous, slot, policy_hash, "promote",
-                           validation=summary, message=message or None)
+                           validation=summary, message=message or None,
+                           approvals=approvers or None)
         tag = _record(project, model, env, entry, title, data)
         _activate(project, target, plan)
-    return ReleaseResult(model, env, entry.version, previous, slot, tag, validation=summary)
+    return ReleaseResult(model, env, entry.version, previous, slot, tag, validation=summary,
+                         approvals=approvers)
 
 
 def _record_failure(project: Project, commit: str, env: str, actor: Identity, why: str) -> None:
@@ -323,10 +345,13 @@ def rollback(project: Project, model: str, env: str, to: str | None = None,
         plan = current_plan(state, model, env)
         live = plan.live_version
         if to is None:
-            wanted = plan.slots[plan.idle_slot]
-            if wanted is None or wanted == live:
-                raise CheckFailed(f"{model} has no previous version in {env} to roll back to",
-                                  hint=f"mlopsctl history {model}")
+            stack = live_history(state, env)
+            wanted = stack[-2] if len(stack) >= 2 and stack[-1] == live else None
+            if wanted is None:
+                raise CheckFailed(f"{model} has no earlier version in {env} to roll back to "
+                                  "(rollback walks back through what was live before)",
+                                  hint=f"mlopsctl history {model}; to go forward again: "
+                                  f"mlopsctl promote {model} VERSION --to {env}")
         else:
             wanted = resolve(project, registry, f"{model}@{to}").entry.version
             if wanted not in assigned_versions(state, env):
@@ -384,10 +409,6 @@ def status(project: Project, model: str | None = None, env: str | None = None
         in_sync = actual.live_slot == plan.live_slot and all(
             actual.slots[s].version == v for s, v in plan.slots.items())
         healthy = all(actual.slots[s].healthy for s, v in plan.slots.items() if v)
-        # The local target is per machine: a clone that never deployed holds nothing at all,
-        # which is not drift (`sync` deploys it here).
-        here = target.name != "local" or actual.live_slot is not None or any(
-            d.version for d in actual.slots.values())
         data = holder.data if holder else {}
         rows.append({
             "model": m, "environment": e, "live": plan.live_version, "live_slot": plan.live_slot,
@@ -398,8 +419,9 @@ def status(project: Project, model: str | None = None, env: str | None = None
             "event": holder.tag if holder else None,
             "rollback": bool(data.get("rollback")),
             "validation": data.get("validation"),
+            "approvals": data.get("approvals") or [],
             "target": target.name,
-            "in_sync": in_sync, "healthy": healthy, "deployed_here": here,
+            "in_sync": in_sync, "healthy": healthy,
             "deployed": {s: {"version": d.version, "healthy": d.healthy, "detail": d.detail}
                          for s, d in actual.slots.items()},
         })

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import git, run
+from conftest import IDENTITY, git, run
 
 from mlopsctl import promotion
 from mlopsctl.project import Project
@@ -226,3 +226,127 @@ def test_every_write_checks_a_role(registry: Path, monkeypatch: pytest.MonkeyPat
     assert result.code == 1, result
     assert "vic@example.com lacks the permission" in result.err
     assert git(registry, "rev-parse", "HEAD") == before
+
+
+# --- 3 and 4. approvals and rollback, on a real released classifier ------------------------------
+# The registry of the release tests (three versions of a real classifier, validated; 0.1.0 and
+# 0.2.0 promoted to staging) is built once for this module.
+
+from test_promotion import (  # noqa: E402
+    MODEL,
+    Snapshot,
+    assert_live,
+    commit_as_ada,
+    copy_snapshot,
+    make_snapshots,
+    ok,
+    settle,
+    tag_data,
+)
+
+BOB = {"GIT_AUTHOR_NAME": "Bob Reviewer", "GIT_AUTHOR_EMAIL": "bob@example.com",
+       "GIT_COMMITTER_NAME": "Bob Reviewer", "GIT_COMMITTER_EMAIL": "bob@example.com"}
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Snapshot]:
+    return make_snapshots(tmp_path_factory.mktemp("released"),
+                          {"0.1.0": ("staging", "production"),
+                           "0.2.0": ("staging", "production"), "0.3.0": ("staging",)},
+                          {"staged": ("0.1.0", "0.2.0")})
+
+
+@pytest.fixture
+def staged(released: dict[str, Snapshot], tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Snapshot:
+    snap = copy_snapshot(released["staged"], tmp_path / "staged")
+    monkeypatch.setenv("HOME", str(snap.home))
+    monkeypatch.chdir(snap.repo)
+    return snap
+
+
+def as_identity(monkeypatch: pytest.MonkeyPatch, who: dict[str, str]) -> None:
+    for key, value in who.items():
+        monkeypatch.setenv(key, value)
+
+
+def add_member(repo: Path, email: str, roles: list[str],
+               role_defs: dict[str, list[str]] | None = None) -> None:
+    access = load(repo, ".mlops/access.yaml")
+    access["members"].append({"email": email, "roles": roles})
+    access["roles"].update(role_defs or {})
+    save(repo, ".mlops/access.yaml", access)
+    commit_as_ada(repo, f"access: {email}", ".mlops/access.yaml")
+
+
+def test_promote_needs_approvals_from_others_holding_approve(
+        staged: Snapshot, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = staged.repo
+    add_member(repo, "bob@example.com", ["reviewer"],
+               {"reviewer": ["approve:production", "show"]})
+    add_member(repo, "vic@example.com", ["viewer"])
+    edit_env(repo, "production", approvals=1)
+    ok("policy", "accept", "-m", "production needs a reviewer")
+
+    refused = run("promote", MODEL, "0.2.0", "--to", "production")
+    assert refused.code == 1
+    assert "needs 1 approval(s)" in refused.err and "mlopsctl approve" in refused.err
+
+    ok("approve", MODEL, "0.2.0", "--env", "production")  # ada, the promoter: does not count
+    refused = run("promote", MODEL, "0.2.0", "--to", "production")
+    assert refused.code == 1 and "cannot approve their own release" in refused.err
+
+    as_identity(monkeypatch, {**BOB, "GIT_COMMITTER_EMAIL": "vic@example.com"})
+    viewer = run("approve", MODEL, "0.2.0", "--env", "production")
+    assert viewer.code == 1 and "approve:production" in viewer.err
+
+    as_identity(monkeypatch, BOB)
+    approved = json.loads(ok("approve", MODEL, "0.2.0", "--env", "production", "-m", "LGTM",
+                             "--json"))
+    assert approved["approver"] == "bob@example.com" and approved["message"] == "LGTM"
+    as_identity(monkeypatch, IDENTITY)
+    released_ = json.loads(ok("promote", MODEL, "0.2.0", "--to", "production", "--json"))
+    assert released_["approvals"] == ["bob@example.com"]
+    assert tag_data(repo, released_["tag"])["approvals"] == ["bob@example.com"]
+    assert_live(staged, "production", "0.2.0")
+    rows = {r["environment"]: r for r in json.loads(ok("status", "--json"))}
+    assert rows["production"]["approvals"] == ["bob@example.com"]
+
+    # An approval is for one artifact: 0.1.0 is not approved by Bob's approval of 0.2.0.
+    refused = run("promote", MODEL, "0.1.0", "--to", "production")
+    assert refused.code == 1 and "has 0" in refused.err
+
+
+def test_a_second_rollback_walks_back_instead_of_forward(staged: Snapshot) -> None:
+    settle()
+    ok("promote", MODEL, "0.3.0", "--to", "staging")  # staging: 0.1.0, 0.2.0, 0.3.0
+    assert_live(staged, "staging", "0.3.0")
+    settle()
+    first = json.loads(ok("rollback", MODEL, "--env", "staging", "--json"))
+    assert first["version"] == "v0.2.0"
+    settle()
+    second = json.loads(ok("rollback", MODEL, "--env", "staging", "--json"))
+    assert second["version"] == "v0.1.0"  # not 0.3.0 again, the version just rolled back
+    assert_live(staged, "staging", "0.1.0")
+    settle()
+    third = run("rollback", MODEL, "--env", "staging")
+    assert third.code == 1 and "no earlier version" in third.err
+    assert "promote" in third.err  # says how to go forward instead
+    assert_live(staged, "staging", "0.1.0")
+
+
+def test_live_history_is_an_undo_stack() -> None:
+    from mlopsctl import registry as reg
+    from mlopsctl.gitops import tags as T
+
+    def event(kind: str, version: str, t: int, rollback: bool = False) -> reg.Event:
+        message = "x\n\nmlopsctl:\n  rollback: true\n" if rollback else "x"
+        return reg.Event(kind, "m", f"m#prod#{t}", "c", t, "", "", "", message, version=version,
+                         stage="prod", counter=t)
+
+    state = reg.ModelState("m", events=[
+        event(T.ASSIGN, "v1", 1), event(T.ASSIGN, "v2", 2), event(T.ASSIGN, "v3", 3),
+        event(T.ASSIGN, "v2", 4, rollback=True), event(T.ASSIGN, "v4", 5),
+        event(T.UNASSIGN, "v1", 6)])
+    assert promotion.live_history(state, "prod") == ["v2", "v4"]
+    assert promotion.live_history(state, "other") == []

@@ -319,10 +319,13 @@ def test_promote_twice_then_roll_back(use: Any) -> None:
     _, rows = status_rows("production")
     assert rows["production"]["rollback"] is True and rows["production"]["event"] == back["tag"]
 
-    # Rolling back again goes forward to 0.2.0, again a flip.
+    # Rolling back again walks back through what was live before: nothing before 0.1.0.
     settle()
-    again = json.loads(ok("rollback", MODEL, "--env", "production", "--json"))
-    assert again["version"] == "v0.2.0" and again["slot"] == second["slot"]
+    again = run("rollback", MODEL, "--env", "production")
+    assert again.code == 1 and "no earlier version" in again.err
+    assert_live(snap, "production", "0.1.0")
+    # Going forward again is a promotion (0.2.0 is warm: again a flip).
+    ok("promote", MODEL, "0.2.0", "--to", "production")
     assert_live(snap, "production", "0.2.0")
     assert warm.stat().st_ino == before.st_ino
 

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("verify", "Re-check stored artifacts end to end."),
     "validate": ("validate", "Validate a version against an environment's gates."),
     "promote": ("promote", "Release a version to an environment (blue-green)."),
+    "approve": ("approve", "Approve a version for an environment."),
     "rollback": ("rollback", "Flip an environment back to its previous version."),
     "status": ("status", "What is live where, and whether targets match."),
     "sync": ("sync", "Make deploy targets match the registry."),
