@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from mlopsctl import semver
+from mlopsctl.errors import EnvironmentProblem
 from mlopsctl.gitops import tags as T
-from mlopsctl.gitops.refs import TagRecord, read_tags
+from mlopsctl.gitops.refs import TagRecord, read_at_head, read_tags
 
 # GTO orders events at the same timestamp by these priorities (commit events are 0).
 _PRIORITY = {
@@ -154,6 +155,7 @@ class ModelState:
     stages: dict[str, Event] = field(default_factory=dict)  # stage -> the holder's assignment
     deprecated: bool = False
     counters: list[int] = field(default_factory=list)  # from every tag, lightweight included
+    registered: bool = True  # False for a model only declared in GTO's artifacts.yaml
 
     @property
     def active_versions(self) -> list[VersionEntry]:
@@ -207,8 +209,20 @@ def _event(rec: TagRecord, parsed: T.TagEvent) -> Event:
                  version=parsed.version, stage=parsed.stage, counter=parsed.counter)
 
 
-def build(records: list[TagRecord]) -> Registry:
-    """Fold tag records into registry state, as GTO does."""
+@dataclass(frozen=True)
+class GtoFiles:
+    """What GTO reads besides the tags: the ``stages:`` list of ``.gto`` (None when unset) and
+    the artifacts declared in ``artifacts.yaml`` as committed at HEAD."""
+
+    stages: list[str] | None = None
+    declared: tuple[str, ...] = ()
+    head: str = ""
+    head_time: int = 0
+
+
+def build(records: list[TagRecord], gto: GtoFiles | None = None) -> Registry:
+    """Fold tag records into registry state, as GTO does (with its ``.gto`` stages and its
+    ``artifacts.yaml`` when given)."""
     indexed: list[tuple[TagRecord, T.TagEvent]] = []
     counters: dict[str, list[int]] = {}
     taken: dict[str, set[str]] = {}
@@ -256,12 +270,21 @@ def build(records: list[TagRecord]) -> Registry:
             ev = _event(rec, parsed)
             ev.version = found.name
             found.stages.setdefault(parsed.stage, []).append(ev)
+    if gto is not None and gto.head:  # declared artifacts: a version discovered at HEAD
+        for name in gto.declared:
+            candidates = model_of(name)
+            if _find(candidates, gto.head) is None:
+                head = TagRecord(gto.head, "", gto.head, "", "", 0, "", "",
+                                 commit_time=gto.head_time)
+                candidates.append(_new_version(name, gto.head, head))
 
     models = {name: _fold(name, deprecations[name], versions[name], counters.get(name, []))
               for name in order}
     stage_names = sorted({stage for vs in versions.values() for v in vs
                           if v.active and (v.regs or not v.deregs)
                           for stage, _ in v.active_stages()})
+    if gto is not None and gto.stages is not None:  # GTO shows the configured stages only
+        stage_names = list(gto.stages)
     rows = [e for m in models.values() for e in m.events]
     history = sorted(rows, key=lambda e: (e.timestamp, e.priority))[::-1]
     return Registry(models, stage_names, history, taken)
@@ -286,6 +309,7 @@ def _fold(name: str, deprecations: list[Event], versions: list[_Version],
     everything = desc(deprecations + [e for v in versions for e in v.all_events()])
     state.deprecated = not everything or everything[0].kind == T.DEPRECATE
     state.events = [e for e in everything if e.kind != COMMIT]
+    state.registered = bool(state.events)
     for v in versions:
         if v.regs and semver.is_valid(v.name):
             latest_reg = desc(v.regs)[0]
@@ -301,5 +325,59 @@ def _fold(name: str, deprecations: list[Event], versions: list[_Version],
     return state
 
 
-def load(root: Path) -> Registry:
-    return build(read_tags(root))
+def load(root: Path, gto_files: bool = False) -> Registry:
+    """The registry from the tags; with ``gto_files``, also from ``.gto`` and ``artifacts.yaml``
+    as ``gto show`` reads them (one more git call)."""
+    return build(read_tags(root), read_gto_files(root) if gto_files else None)
+
+
+def read_gto_files(root: Path) -> GtoFiles:
+    """GTO's ``.gto`` (from the work tree, as GTO reads it) and its index file (``INDEX:``,
+    default ``artifacts.yaml``, as committed at HEAD). EnvironmentProblem when either is
+    malformed: GTO refuses such a repository too."""
+    import yaml
+
+    config: dict[str, Any] = {}
+    config_path = root / ".gto"
+    if config_path.is_file():
+        try:
+            loaded = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise EnvironmentProblem(f".gto is not valid YAML: {exc}",
+                                     hint="fix or remove .gto") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise EnvironmentProblem(".gto must be a YAML mapping", hint="fix or remove .gto")
+        config = loaded or {}
+    stages = config.get("stages")
+    if stages is not None and not (isinstance(stages, list) and all(
+            isinstance(s, str) and T.GTO_NAME_RE.fullmatch(s) for s in stages)):
+        raise EnvironmentProblem(".gto: 'stages' must be a list of stage names",
+                                 hint="e.g. stages: [dev, staging, prod]")
+    index = config.get("INDEX", "artifacts.yaml")
+    if not isinstance(index, str) or not index:
+        raise EnvironmentProblem(".gto: 'INDEX' must be a file name", hint="fix or remove .gto")
+    found = read_at_head(root, index)
+    if found is None:  # no commit yet
+        return GtoFiles(stages=stages)
+    head, head_time, content = found
+    return GtoFiles(stages=stages, declared=_declared(content, index), head=head,
+                    head_time=head_time)
+
+
+def _declared(content: bytes | None, source: str) -> tuple[str, ...]:
+    """The artifact names of an ``artifacts.yaml`` (a mapping name -> description)."""
+    if content is None:
+        return ()
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        raise EnvironmentProblem(f"{source} at HEAD is not valid YAML: {exc}",
+                                 hint=f"fix {source} and commit it") from None
+    if not isinstance(loaded, dict) or not all(  # GTO refuses an empty file or `nn:` too
+            isinstance(k, str) and T.GTO_NAME_RE.fullmatch(k) and isinstance(v, dict)
+            for k, v in loaded.items()):
+        raise EnvironmentProblem(f"{source} at HEAD is not a mapping of artifact names",
+                                 hint=f"fix {source} and commit it")
+    return tuple(loaded)

@@ -214,7 +214,7 @@ def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -
     staging = remote.staging_dir()
     _sweep_staging(staging)
     for attempt in range(MAX_ATTEMPTS):
-        blob_path = staging / f"{req.model}-{version}-{os.getpid()}.blob"
+        blob_path = staging / f"{T.path_part(req.model)}-{version}-{os.getpid()}.blob"
         try:
             stored = _seal(artifact, blob_path, key, kid, req.model, str(version), level, reporter)
             with file_lock(ws.lock_path, on_wait=lambda: reporter.note("waiting for another "

@@ -32,7 +32,7 @@ def summary(registry: reg.Registry, include_deprecated: bool = False) -> dict[st
         out[name] = {
             "version": latest.version if latest else None,
             "stage": stages,
-            "registered": True,  # GTO: every model known from tags counts as registered
+            "registered": state.registered,  # False: only declared in artifacts.yaml
             "active": not state.deprecated,
         }
     return out

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from mlopsctl.errors import EnvironmentProblem
+from mlopsctl.gitops.tags import path_part
 
 MLOPS_DIR = ".mlops"
 NOTES_REF = "refs/notes/mlops"
@@ -73,7 +74,9 @@ class Workspace:
         return self.config_path.is_file()
 
     def model_dir(self, model: str) -> Path:
-        return self.mlops / "models" / model
+        """``.mlops/models/<name>``, the name made one safe path component (``tags.path_part``:
+        lowercase names stay as they are, 'Big/Name' is '%42ig%2F%4Eame': never a subdirectory)."""
+        return self.mlops / "models" / path_part(model)
 
     def card_path(self, model: str) -> Path:
         return self.model_dir(model) / "model.yaml"

@@ -331,3 +331,227 @@ def test_same_second_assign_then_unassign_history_agrees(assign_then_unassign: t
     repo, reads = assign_then_unassign
     assert len(reads[("history",)]) == 7
     assert mlopsctl_json(repo, "history") == reads[("history",)]
+
+
+# --- names GTO's grammar allows: uppercase, '/', monorepo dir:name -------------------------------
+
+GTO_NAMES = ["folder:artifact", "classification/dvclive:models/nn", "Big/Name"]
+NAMED_READS = [("show",)] + [("history", n) for n in GTO_NAMES]
+
+
+@pytest.fixture(scope="module")
+def gto_named(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]
+              ) -> tuple[Path, Reads]:
+    """Artifacts named as GTO's own tests name them, registered and assigned by gto."""
+    repo = make_repo(tmp_path_factory.mktemp("gto-names") / "repo")
+    gto_chains(repo, *[[("register", name, "HEAD", "--version", "v0.1.0"),
+                        ("assign", name, "--version", "v0.1.0", "--stage", "Prod")]
+                       for name in GTO_NAMES])
+    tags = git(repo, "tag", "--list")
+    assert "folder=artifact@v0.1.0" in tags and "Big/Name#Prod#1" in tags
+    return repo, gto_reads(repo, NAMED_READS)
+
+
+@pytest.mark.parametrize("name", GTO_NAMES)
+def test_show_and_history_take_every_name_show_lists(gto_named: tuple[Path, Reads],
+                                                     name: str) -> None:
+    repo, reads = gto_named
+    assert name in reads[("show",)]
+    assert mlopsctl_json(repo, "show") == reads[("show",)]
+    assert mlopsctl_json(repo, "history", name) == reads[("history", name)]
+    detail = mlopsctl_json(repo, "show", name)
+    assert detail["model"] == name and detail["latest"] == "v0.1.0"
+    assert detail["stages"] == {"Prod": "v0.1.0"}
+    with chdir(repo):
+        human = run("history", name)
+    assert human.code == 0 and name in human.out
+
+
+def test_an_unknown_but_valid_name_is_unknown_and_a_malformed_one_invalid(
+        gto_named: tuple[Path, Reads]) -> None:
+    repo, _ = gto_named
+    with chdir(repo):
+        unknown = run("show", "Other/Name")
+        bad = run("history", "bad name")
+    assert unknown.code == 2 and "unknown model 'Other/Name'" in unknown.err
+    assert bad.code == 2 and "invalid model name 'bad name'" in bad.err
+
+
+# --- artifacts.yaml and the stages of .gto --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def declared(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]
+             ) -> dict[str, tuple[Any, Any]]:
+    """Artifacts declared in artifacts.yaml and never tagged (nn), declared and tagged (churn),
+    deprecated before the commit that declares it (old, which that commit revives, as GTO has
+    it); then a .gto whose stages list drops one used stage and adds an unused one.
+    (mlopsctl's answer, gto's answer) for show and show -d in each state."""
+    repo = make_repo(tmp_path_factory.mktemp("declared") / "repo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GIT_COMMITTER_DATE", "2024-05-01T09:00:00+0000")
+        git(repo, "commit", "-q", "--allow-empty", "-m", "train")  # older than every tag
+        mp.setenv("GIT_COMMITTER_DATE", "2024-05-01T10:00:00+0000")
+        for tag in ("churn@v0.1.0", "churn#staging#1", "churn#prod#2", "old@v1.0.0",
+                    "gone@v1.0.0"):
+            git(repo, "tag", "-a", tag, "-m", tag)
+        mp.setenv("GIT_COMMITTER_DATE", "2024-05-01T10:00:10+0000")
+        for tag in ("old@deprecated", "gone@deprecated"):
+            git(repo, "tag", "-a", tag, "-m", tag)
+        (repo / "artifacts.yaml").write_text("nn:\n  type: model\n  path: models/nn.pkl\n"
+                                             "churn: {}\nold: {}\n")
+        (repo / "scratch.yaml").write_text("not: [committed\n")  # the work tree is not read
+        git(repo, "add", "artifacts.yaml")
+        mp.setenv("GIT_COMMITTER_DATE", "2024-05-01T10:00:20+0000")
+        git(repo, "commit", "-q", "-m", "declare artifacts")
+    out: dict[str, tuple[Any, Any]] = {}
+    for state in ("index", "stages"):
+        if state == "stages":
+            (repo / ".gto").write_text("stages: [dev, prod]\n")
+        theirs = gto_reads(repo, [("show",), ("show", "-d")])
+        out[state] = ((mlopsctl_json(repo, "show"), mlopsctl_json(repo, "show", "--all")),
+                      (theirs[("show",)], theirs[("show", "-d")]))
+    return out
+
+
+def test_declared_artifacts_are_shown_as_gto_shows_them(declared: dict[str, tuple[Any, Any]]
+                                                        ) -> None:
+    mine, theirs = declared["index"]
+    assert theirs[0]["nn"] == {"version": None, "stage": {"prod": None, "staging": None},
+                               "registered": False, "active": True}
+    assert theirs[0]["old"]["active"] is True  # the declaring commit is newer than the deprecation
+    assert "gone" not in theirs[0] and theirs[1]["gone"]["active"] is False
+    assert mine == theirs
+
+
+def test_gto_stages_config_lists_stages_as_gto_does(declared: dict[str, tuple[Any, Any]]) -> None:
+    mine, theirs = declared["stages"]
+    assert theirs[0]["churn"]["stage"] == {"dev": None, "prod": "v0.1.0"}  # staging dropped
+    assert list(theirs[0]["churn"]["stage"]) == ["dev", "prod"]  # in the config's order
+    assert mine == theirs
+    assert list(mine[0]["churn"]["stage"]) == ["dev", "prod"]
+
+
+def test_declared_only_artifact_in_the_human_views(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "artifacts.yaml").write_text("nn: {}\n")
+    git(repo, "add", "artifacts.yaml")
+    git(repo, "commit", "-q", "-m", "declare nn")
+    with chdir(repo):
+        shown = run("show")
+        detail = run("show", "nn", "--json")
+    assert shown.code == 0 and "nn" in shown.out and "not registered" in shown.out
+    assert "None" not in shown.out
+    assert detail.code == 0 and json.loads(detail.out)["versions"] == []
+
+
+@pytest.mark.parametrize("content", ["nn:\n", "- a\n", "nn: 5\n", "Bad Name: {}\n"])
+def test_a_malformed_artifacts_yaml_is_refused_as_gto_refuses_it(tmp_path: Path,
+                                                                 content: str) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "artifacts.yaml").write_text(content)
+    git(repo, "add", "artifacts.yaml")
+    git(repo, "commit", "-q", "-m", "bad index")
+    with chdir(repo):
+        result = run("show")
+    assert result.code == 3, result.err
+    assert "artifacts.yaml" in result.err and "hint:" in result.err
+    gto_proc = subprocess.run([str(GTO), "show", "--json"], cwd=repo, capture_output=True,
+                              text=True, check=False, timeout=120)
+    assert gto_proc.returncode != 0  # gto refuses it too
+
+
+# --- timestamps: GTO's +00:00, whatever git prints ---------------------------------------------
+
+
+def _git_printing_utc_as_z(bin_dir: Path) -> Path:
+    """A `git` that behaves as git >= 2.45 does: `for-each-ref` prints a UTC iso-strict date as
+    `Z`. (The real git here is older and prints `+00:00`.)"""
+    import shutil
+
+    real = shutil.which("git")
+    shim = bin_dir / "git"
+    shim.write_text("#!/bin/bash\nset -o pipefail\n"
+                    f'if [ "$1" = for-each-ref ]; then "{real}" "$@" | sed "s/+00:00/Z/g"; '
+                    f'else exec "{real}" "$@"; fi\n')
+    shim.chmod(0o755)
+    return bin_dir
+
+
+def test_history_timestamps_are_formatted_as_gto_writes_them(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """Tags made in UTC (as on every CI runner) read back with GTO's `+00:00`, even from a git
+    that prints `Z`."""
+    monkeypatch.setenv("TZ", "UTC")
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "tag", "-a", "churn@v0.1.0", "-m", "in utc")
+    git(repo, "tag", "-a", "churn#prod#1", "-m", "in utc")
+    theirs = gto_reads(repo, [("history",)])[("history",)]
+    assert all(e["timestamp"].endswith("+00:00") for e in theirs)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{_git_printing_utc_as_z(bin_dir)}:{os.environ['PATH']}")
+    assert "Z" in git(repo, "for-each-ref", "--format=%(taggerdate:iso-strict)", "refs/tags")
+    assert mlopsctl_json(repo, "history") == theirs
+
+
+# --- a tag of a tag ----------------------------------------------------------------------------
+
+
+def test_a_tag_of_a_tag_is_read_at_its_commit(tmp_path: Path) -> None:
+    """gto registers `m@v2.0.0`, a tag of the tag `m@v1.0.0`, so shows and history agree with
+    it on versions; mlopsctl records the commit, where gto prints the inner tag's id."""
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "tag", "-a", "m@v1.0.0", "-m", "first")
+    git(repo, "-c", "advice.nestedTag=false", "tag", "-a", "m@v2.0.0", "-m", "nested",
+        "m@v1.0.0")
+    reads = gto_reads(repo, [("show",), ("history",)])
+    assert mlopsctl_json(repo, "show") == reads[("show",)]
+    assert reads[("show",)]["m"]["version"] == "v2.0.0"
+    mine = mlopsctl_json(repo, "history")
+    commit = git(repo, "rev-parse", "HEAD")
+    assert [e["commit"] for e in mine] == [commit, commit]
+    inner = git(repo, "rev-parse", "m@v1.0.0")
+    theirs = [dict(e, commit=commit if e["commit"] == inner else e["commit"])
+              for e in reads[("history",)]]
+    assert mine == theirs
+
+
+# --- writes take GTO's names; paths never leave .mlops/models -------------------------------------
+
+WRITE_NAMES = ["Big/Name", "folder:artifact", "src/models.v2:x", "churn"]
+
+
+def test_bump_takes_gto_names_maps_dir_name_as_gto_and_keeps_paths_inside(registry: Path,
+                                                                          tmp_path: Path) -> None:
+    from mlopsctl.deploy.local import LocalTarget
+
+    blobs = models(len(WRITE_NAMES))
+    for name, blob in zip(WRITE_NAMES, blobs, strict=True):
+        (registry / "model.pkl").write_bytes(blob)
+        ok("bump", name, "--artifact", "model.pkl")
+    tags = set(git(registry, "tag", "--list").split("\n"))
+    assert {"Big/Name@v0.1.0", "folder=artifact@v0.1.0", "src/models.v2=x@v0.1.0",
+            "churn@v0.1.0"} <= tags
+    files = git(registry, "ls-tree", "-r", "--name-only", "HEAD").split("\n")
+    model_files = [f for f in files if f.startswith(".mlops/models/")]
+    dirs = {f.split("/")[2] for f in model_files}
+    assert dirs == {"%42ig%2F%4Eame", "folder%3Aartifact", "src%2Fmodels%2Ev2%3Ax", "churn"}
+    assert all(f.count("/") == 4 or f.endswith("/model.yaml") for f in model_files)
+    # GTO's grammar allows '..' in a dir part, git refuses it in a tag: a usage error up front
+    before = git(registry, "rev-parse", "HEAD"), git(registry, "tag", "--list")
+    refused = run("bump", "../../escape:x", "--artifact", "model.pkl")
+    assert refused.code == 2 and "invalid model name" in refused.err
+    assert (git(registry, "rev-parse", "HEAD"), git(registry, "tag", "--list")) == before
+    assert not list(registry.parent.glob("*escape*")) and not list(registry.glob("*escape*"))
+    # gto reads what mlopsctl wrote, under the names given
+    assert mlopsctl_json(registry, "show") == gto_reads(registry, [("show",)])[("show",)]
+    assert set(mlopsctl_json(registry, "show")) == set(WRITE_NAMES)
+    out = tmp_path / "restored.pkl"
+    ok("fetch", "src/models.v2:x@0.1.0", "-o", out)
+    assert out.read_bytes() == blobs[2]
+    # the local deploy target maps names the same way
+    base = tmp_path / "deploy"
+    for env, name in [("production", "../../escape:x"), ("Prod/EU", "Big/Name")]:
+        assert LocalTarget(base).dir(env, name).resolve().parent.parent == base.resolve()

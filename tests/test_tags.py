@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
-from gto.constants import tag_re
+from gto.constants import fullname_re, name_re, tag_re
 from gto.tag import parse_name as gto_parse_name
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlopsctl.errors import ExitCode, UsageError
@@ -21,14 +23,20 @@ from mlopsctl.gitops.tags import (
     check_name,
     format_tag,
     parse_tag,
+    path_part,
 )
 
 # --- check_name ----------------------------------------------------------------------------------
 
-VALID_NAMES = ["a", "churn", "churn-model", "a_1", "0", "a-b_c-9", "x" * 100]
+# GTO's grammar, as its own tests use it: uppercase, '/', monorepo 'dir:name'.
+VALID_NAMES = ["a", "churn", "churn-model", "a_1", "0", "a-b_c-9", "x" * 100, "Churn", "a/b",
+               "a:b", "folder:artifact", "classification/dvclive:models/nn", "a.b:c",
+               "src/models.v2:x"]
 INVALID_NAMES = [
-    "../x", "a b", "A@B", "", "Churn", "a#b", "-a", "a-", "a/b", "a:b", "x" * 101,
-    "_a", "a_", ".", "..", "a.b", "a=b", "a!", " a", "a ", "\n", "é",
+    "../x", "a b", "A@B", "", "a#b", "-a", "a-", "x" * 101, "a/", "/a", "a:b:c", "a:",
+    "_a", "a_", ".", "..", "a.b", "a=b", "a!", " a", "a ", "\n", "é", ":a", "a:b/",
+    # GTO's grammar allows these dir parts, git refuses them in a tag name
+    "../x:y", "..:x", "a//b:c", "/abs:x", ".hidden:x", "x.lock/y:z", "a./b:c", "a//b",
 ]
 
 
@@ -46,8 +54,8 @@ def test_check_name_rejects_unsafe_names(name: str) -> None:
 
 
 def test_check_name_message_names_what_and_value() -> None:
-    with pytest.raises(UsageError, match="invalid environment name 'Prod'"):
-        check_name("Prod", "environment name")
+    with pytest.raises(UsageError, match="invalid environment name 'dir:prod'"):
+        check_name("dir:prod", "environment name")  # only models take a dir: prefix
     with pytest.raises(UsageError, match=r"\(empty\)"):
         check_name("")
 
@@ -145,6 +153,68 @@ def test_not_registry_tags(tag: str) -> None:
     assert parse_tag(tag) is None
 
 
+# --- names as GTO's grammar has them, and as paths ------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)  # a git process per example
+@given(st.text(alphabet="aZ09-_/.:=@ ", max_size=12))
+def test_check_name_agrees_with_gto_grammar(text: str) -> None:
+    """A model name is valid iff GTO's fullname grammar accepts it; an environment name iff
+    GTO's name grammar does."""
+    for what, regex in (("model name", fullname_re), ("environment name", name_re)):
+        try:
+            check_name(text, what)
+            ours = True
+        except UsageError:
+            ours = False
+        gto_ok = bool(regex.search(text))
+        git_ok = subprocess.run(["git", "check-ref-format", f"refs/tags/{text.replace(':', '=')}"],
+                                capture_output=True, check=False).returncode == 0
+        assert ours == (gto_ok and git_ok), (what, text)
+
+
+@pytest.mark.parametrize(
+    ("event", "tag"),
+    [
+        (TagEvent(REGISTER, "folder:artifact", "v1.0.0"), "folder=artifact@v1.0.0"),
+        (TagEvent(ASSIGN, "classification/dvclive:models/nn", stage="Prod", counter=2),
+         "classification/dvclive=models/nn#Prod#2"),
+        (TagEvent(DEPRECATE, "Big/Name"), "Big/Name@deprecated"),
+    ],
+)
+def test_format_tag_maps_monorepo_names_as_gto(event: TagEvent, tag: str) -> None:
+    assert format_tag(event) == tag
+    assert gto_parse_name(tag)["name"] == event.model  # GTO reads the name back
+    assert parse_tag(tag) == event
+
+
+PATH_NAMES = ["churn", "Churn", "a/b", "../../etc:passwd", "..:x", "a.b:c", "dir:name",
+              "x" * 100, "a_b-c", "%41"]
+
+
+@pytest.mark.parametrize("name", PATH_NAMES)
+def test_path_part_stays_in_its_directory(name: str, tmp_path: pytest.TempPathFactory) -> None:
+    part = path_part(name)
+    assert "/" not in part and "." not in part and part not in ("", ".", "..")
+    base = tmp_path / "models"  # type: ignore[operator]
+    assert (base / part).resolve().parent == base.resolve()
+
+
+def test_path_part_keeps_lowercase_names_and_is_injective() -> None:
+    assert path_part("churn-model_2") == "churn-model_2"  # existing registries keep their paths
+    parts = {path_part(n) for n in PATH_NAMES}
+    assert len(parts) == len(PATH_NAMES)
+    assert path_part("Churn").lower() != path_part("churn").lower()  # case-insensitive disks
+    with pytest.raises(UsageError):
+        path_part("")
+
+
+@given(st.text(alphabet="aZ09-_/.:", min_size=1, max_size=20))
+def test_path_part_is_a_single_safe_component(name: str) -> None:
+    part = path_part(name)
+    assert part and "/" not in part and "." not in part
+
+
 # --- format_tag refusals -------------------------------------------------------------------------
 
 
@@ -153,13 +223,11 @@ def test_not_registry_tags(tag: str) -> None:
     [
         TagEvent(CREATE, "churn"),
         TagEvent("bogus", "churn", "v1.0.0"),
-        TagEvent(REGISTER, "Churn", "v1.0.0"),
-        TagEvent(REGISTER, "dir:name", "v1.0.0"),
-        TagEvent(REGISTER, "a/b", "v1.0.0"),
+        TagEvent(REGISTER, "dir=name", "v1.0.0"),
         TagEvent(REGISTER, "../x", "v1.0.0"),
         TagEvent(REGISTER, "", "v1.0.0"),
-        TagEvent(ASSIGN, "churn", stage="Prod", counter=1),
-        TagEvent(ASSIGN, "churn", stage="a/b", counter=1),
+        TagEvent(ASSIGN, "churn", stage="a:b", counter=1),
+        TagEvent(ASSIGN, "churn", stage="Prod EU", counter=1),
         TagEvent(REGISTER, "churn", None),
         TagEvent(REGISTER, "churn", ""),
         TagEvent(DEREGISTER, "churn", "v1.0.0"),  # needs a counter

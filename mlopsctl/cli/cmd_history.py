@@ -27,17 +27,13 @@ def command(model: str | None, as_json: bool, details: bool) -> None:
     """
     from mlopsctl import registry as reg
     from mlopsctl import views
-    from mlopsctl.errors import UsageError
-    from mlopsctl.gitops.tags import check_name
     from mlopsctl.workspace import Workspace
 
-    if model is not None:
-        check_name(model)
     ws = Workspace.find()
     registry = reg.load(ws.root)
     console.warn_policy_drift(ws)
-    if model is not None and registry.model(model) is None:
-        raise UsageError(f"unknown model '{model}'", hint="mlopsctl show")
+    if model is not None:
+        console.require_model(registry, model)
     events = [e for e in registry.history if model is None or e.model == model]
     if as_json:
         docs = [views.event_doc(e) for e in events]

@@ -26,14 +26,10 @@ def command(model: str | None, show_all: bool, as_json: bool) -> None:
     """
     from mlopsctl import registry as reg
     from mlopsctl import views
-    from mlopsctl.errors import UsageError
-    from mlopsctl.gitops.tags import check_name
     from mlopsctl.workspace import Workspace
 
-    if model is not None:
-        check_name(model)
     ws = Workspace.find()
-    registry = reg.load(ws.root)
+    registry = reg.load(ws.root, gto_files=True)  # .gto stages and artifacts.yaml, as gto show
     console.warn_policy_drift(ws)
     if model is None:
         doc = views.summary(registry, include_deprecated=show_all)
@@ -42,9 +38,7 @@ def command(model: str | None, show_all: bool, as_json: bool) -> None:
         else:
             _render_summary(doc)
         return
-    state = registry.model(model)
-    if state is None:
-        raise UsageError(f"unknown model '{model}'", hint="mlopsctl show")
+    state = console.require_model(registry, model)
     manifests = _manifests(ws, state)
     detail = views.model_detail(state, manifests)
     from mlopsctl.retention import mark_collected
@@ -77,8 +71,10 @@ def _render_summary(doc: dict[str, dict[str, object]]) -> None:
     t = console.table("model", "latest", *stages)
     for name, m in doc.items():
         label = name if m["active"] else f"{name} (deprecated)"
+        if not m["registered"]:
+            label += " (declared, not registered)"
         t.add_row(label, str(m["version"] or "-"),
-                  *(str(m["stage"].get(s, "-")) for s in stages))  # type: ignore[attr-defined]
+                  *(str(m["stage"].get(s) or "-") for s in stages))  # type: ignore[attr-defined]
     console.out().print(t)
 
 
@@ -88,7 +84,7 @@ def _render_detail(detail: dict[str, object]) -> None:
     for v in detail["versions"]:  # type: ignore[attr-defined]
         m = v["manifest"] or {}
         art = m.get("artifact", {})
-        metrics = ", ".join(f"{k}={val:.3g}" for k, val in list(m.get("metrics", {}).items())[:3])
+        metrics = ", ".join(f"{k}={val:.3g}" for k, val in m.get("metrics", {}).items())
         size = console.human_size(art["size"]) if art else "-"
         version = v["version"] if v["registered"] else f"{v['version']} (deregistered)"
         version += {"collected": " (blob gone)", "missing": " (blob missing)"}.get(v["blob"], "")

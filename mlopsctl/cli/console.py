@@ -90,6 +90,19 @@ def warn_policy_drift(ws: Any) -> None:
         note(f"warning: {drift}")
 
 
+def require_model(registry: Any, name: str) -> Any:
+    """The model's state; UsageError (exit 2) naming what is wrong otherwise. Reads take any
+    name GTO's grammar allows (uppercase, '/', monorepo 'dir:name'), as `show` lists them."""
+    from mlopsctl.errors import UsageError
+    from mlopsctl.gitops.tags import check_name
+
+    state = registry.model(name)
+    if state is None:
+        check_name(name)
+        raise UsageError(f"unknown model '{name}'", hint="mlopsctl show")
+    return state
+
+
 def human_size(n: int) -> str:
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):

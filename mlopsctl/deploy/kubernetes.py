@@ -203,7 +203,9 @@ class KubernetesTarget:
         self.opts = check_options(self.options)
 
     def rendered_path(self, env: str, model: str) -> Path:
-        return self.root / self.opts["output_dir"] / env / f"{model}.yaml"
+        from mlopsctl.gitops.tags import path_part
+
+        return self.root / self.opts["output_dir"] / path_part(env) / f"{path_part(model)}.yaml"
 
     def prepare(self, plan: SlotPlan, slot: str, manifest: Any, artifact: Path) -> None:
         """Nothing to stage (the cluster fetches the artifact); check the inputs only."""

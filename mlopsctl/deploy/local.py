@@ -20,6 +20,7 @@ from typing import Any
 from mlopsctl.deploy import SLOTS, DeployedSlot, SlotPlan, TargetState
 from mlopsctl.errors import EnvironmentProblem, UsageError
 from mlopsctl.fsio import atomic_write, sha256_file
+from mlopsctl.gitops.tags import path_part
 
 META = "slot.json"
 
@@ -44,7 +45,7 @@ class LocalTarget:
         return cls(root / deploy_root, root)
 
     def dir(self, env: str, model: str) -> Path:
-        home = self.base / env / model
+        home = self.base / path_part(env) / path_part(model)  # names never make a path
         self._refuse_symlinks(home)
         return home
 

@@ -10,6 +10,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,7 +28,7 @@ _FIELDS = (
     "%(taggername)",
     "%(taggeremail)",
     "%(taggerdate:unix)",
-    "%(taggerdate:iso-strict)",
+    "%(taggerdate:raw)",  # '<unix> +0200': the timezone, formatted by us (see iso_date)
     "%(*committerdate:unix)",
     "%(contents)",
     "%(contents:signature)",
@@ -50,33 +51,114 @@ class TagRecord(NamedTuple):
     annotated: bool = True  # lightweight tags only matter for GTO's counters
 
 
+def iso_date(unix: int, offset: str) -> str:
+    """A tagger date as GTO writes it: ISO 8601 in the tagger's timezone, UTC as ``+00:00``.
+    Formatted here rather than by git, whose ``iso-strict`` prints UTC as ``Z`` since 2.45."""
+    sign = -1 if offset.startswith("-") else 1
+    digits = offset.lstrip("+-")
+    try:
+        delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
+    except ValueError:
+        delta = timedelta(0)
+    if delta >= timedelta(days=1):
+        delta = timedelta(0)
+    return datetime.fromtimestamp(unix, timezone(sign * delta)).isoformat()
+
+
 def _record(chunk: list[str]) -> TagRecord | None:
     refname = chunk[0].lstrip("\n").removeprefix("refs/tags/")
     if chunk[1] == "commit":  # a lightweight tag
         return TagRecord(refname, "", chunk[2], "", "", 0, "", "", annotated=False)
-    if chunk[1] != "tag" or chunk[4] != "commit" or not chunk[7]:
-        return None  # a tag of a tree/blob/tag: not a registry event
+    if chunk[1] != "tag" or chunk[4] not in ("commit", "tag") or not chunk[7]:
+        return None  # a tag of a tree or blob: not a registry event
+    timestamp = int(chunk[7])
     return TagRecord(
         name=refname,
         tag_sha=chunk[2],
-        commit=chunk[3],
+        commit=chunk[3],  # for a tag of a tag, the inner tag: read_tags peels it
         tagger_name=chunk[5],
         tagger_email=chunk[6].strip("<>"),
-        timestamp=int(chunk[7]),
-        date_iso=chunk[8],
+        timestamp=timestamp,
+        date_iso=iso_date(timestamp, chunk[8].rpartition(" ")[2]),
         message=chunk[10].removesuffix(chunk[11]) if chunk[11] else chunk[10],
-        commit_time=int(chunk[9] or 0),
+        commit_time=int(chunk[9] or 0) if chunk[4] == "commit" else 0,
     )
 
 
 def read_tags(root: Path) -> list[TagRecord]:
     """Every tag pointing at a commit, in one git call. Lightweight ones come back with
-    ``annotated=False``: they are no events (GTO ignores them) but still count for counters."""
+    ``annotated=False``: they are no events (GTO ignores them) but still count for counters.
+    An annotated tag of an annotated tag is peeled to its commit (one more git call, made only
+    when such tags exist); one that ends at a tree or blob is dropped."""
     out = git(root, "for-each-ref", f"--format={_FORMAT}", "refs/tags")
     fields = out.decode("utf-8", errors="replace").split("\0")
     width = len(_FIELDS)
-    records = (_record(fields[i : i + width]) for i in range(0, len(fields) - width + 1, width))
-    return [r for r in records if r is not None]
+    chunks = [fields[i : i + width] for i in range(0, len(fields) - width + 1, width)]
+    records = [r for r in map(_record, chunks) if r is not None]
+    nested = {chunk[3] for chunk in chunks if chunk[1] == "tag" and chunk[4] == "tag"}
+    if not nested:
+        return records
+    peeled = peel_commits(root, sorted(nested))
+    out_records = []
+    for rec in records:
+        if rec.annotated and rec.commit in nested:
+            if rec.commit not in peeled:
+                continue
+            sha, when = peeled[rec.commit]
+            rec = rec._replace(commit=sha, commit_time=when)
+        out_records.append(rec)
+    return out_records
+
+
+def peel_commits(root: Path, revs: list[str]) -> dict[str, tuple[str, int]]:
+    """``rev -> (commit, committer time)`` for each rev that peels to a commit, read with one
+    ``git cat-file --batch``; revs that do not are left out."""
+    found: dict[str, tuple[str, int]] = {}
+    for rev, (sha, kind, body) in _batch(root, [f"{r}^{{commit}}" for r in revs]).items():
+        if kind == "commit":
+            found[rev.removesuffix("^{commit}")] = (sha, _committer_time(body))
+    return found
+
+
+def read_at_head(root: Path, path: str) -> tuple[str, int, bytes | None] | None:
+    """(HEAD's commit, its committer time, the committed content of ``path`` or None), with one
+    ``git cat-file --batch``; None when there is no HEAD yet."""
+    objects = _batch(root, ["HEAD^{commit}", f"HEAD:{path}"])
+    head = objects.get("HEAD^{commit}")
+    if head is None:
+        return None
+    blob = objects.get(f"HEAD:{path}")
+    return head[0], _committer_time(head[2]), blob[2] if blob and blob[1] == "blob" else None
+
+
+def _batch(root: Path, specs: list[str]) -> dict[str, tuple[str, str, bytes]]:
+    """``spec -> (object id, type, content)`` for each spec git finds, in one process."""
+    safe = [s for s in specs if s and "\n" not in s]
+    if not safe:
+        return {}
+    out = git(root, "cat-file", "--batch", input="".join(f"{s}\n" for s in safe).encode())
+    found: dict[str, tuple[str, str, bytes]] = {}
+    pos = 0
+    for spec in safe:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].split(b" ")
+        pos = end + 1
+        if len(header) != 3 or not header[2].isdigit():
+            continue  # '<spec> missing' or '<spec> ambiguous'
+        size = int(header[2])
+        found[spec] = (header[0].decode(), header[1].decode(), out[pos : pos + size])
+        pos += size + 1
+    return found
+
+
+def _committer_time(commit: bytes) -> int:
+    for line in commit.split(b"\n\n", 1)[0].split(b"\n"):
+        if line.startswith(b"committer "):
+            try:
+                return int(line.rsplit(b" ", 2)[1])
+            except (IndexError, ValueError):
+                return 0
+    return 0
 
 
 def head_commit(root: Path) -> str | None:

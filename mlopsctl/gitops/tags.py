@@ -1,7 +1,8 @@
 """GTO's tag grammar as pure functions: ``format_tag`` / ``parse_tag``.
 
-Reading accepts everything GTO accepts (so registries written by GTO or by hand are listed);
-writing only ever produces names from our safe lowercase subset.
+Names follow GTO's grammar on both sides: a model name is ``name`` or the monorepo form
+``dir:name`` (spelled ``dir=name`` in tags), where ``name`` may hold letters of either case,
+digits, ``-``, ``_`` and ``/``. Names never become paths as they are: see ``path_part``.
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ DEPRECATE = "deprecate"
 CREATE = "create"  # `name@created`: GTO parses it, then crashes on it; we read it, never write it
 KINDS = (REGISTER, DEREGISTER, ASSIGN, UNASSIGN, DEPRECATE, CREATE)
 
-# The names we create: a safe subset of GTO's (no uppercase, '/', ':' or '.'), safe as a path part.
+# The names mlopsctl suggests (and `init` uses): lowercase, safe as they are in paths and URLs.
 NAME_RE = re.compile(r"[a-z0-9]([a-z0-9_-]*[a-z0-9])?")  # used with fullmatch
 _MAX_NAME = 100
 
-# GTO's own grammar, for reading (names may carry a `dir=` prefix standing for `dir:`).
+# GTO's grammar: a name; a model name may carry a `dir:` prefix, spelled `dir=` in tags.
 _GTO_NAME = r"[a-zA-Z0-9]([a-zA-Z0-9-/_]*[a-zA-Z0-9])?"
-_GTO_FULLNAME = rf"([a-zA-Z0-9-_./]+=)?{_GTO_NAME}"
+_GTO_DIRNAME = r"[a-zA-Z0-9-_./]+"
+_GTO_FULLNAME = rf"({_GTO_DIRNAME}=)?{_GTO_NAME}"
+GTO_NAME_RE = re.compile(_GTO_NAME)  # stages; used with fullmatch
+GTO_MODEL_RE = re.compile(rf"({_GTO_DIRNAME}:)?{_GTO_NAME}")  # models; used with fullmatch
+_PATH_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
 _GTO_SEMVER = SEMVER_PATTERN.replace("?P<build>", "?P<buildmetadata>")
 _TAG_RE = re.compile(
     rf"^(?P<artifact>{_GTO_FULLNAME})"
@@ -47,15 +52,49 @@ class TagEvent(NamedTuple):
 
 
 def check_name(name: str, what: str = "model name") -> str:
-    """Return ``name`` if it is a safe registry name, else raise UsageError (exit 2)."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > _MAX_NAME:
+    """Return ``name`` if GTO's grammar accepts it (a model name may be ``dir:name``, other
+    names may not), else raise UsageError (exit 2)."""
+    pattern = GTO_MODEL_RE if what == "model name" else GTO_NAME_RE
+    if not isinstance(name, str) or not pattern.fullmatch(name) or len(name) > _MAX_NAME \
+            or not _git_can_tag(name):
         shown = name if name else "(empty)"
+        monorepo = " (a monorepo model: dir:name)" if what == "model name" else ""
         raise UsageError(
             f"invalid {what} '{shown}'",
-            hint="use lowercase letters, digits, '-' and '_', starting and ending with a letter "
-            "or digit (e.g. churn-model)",
+            hint="use letters, digits, '-', '_' and '/', starting and ending with a letter or "
+            f"digit, as GTO does (e.g. churn-model){monorepo}",
         )
     return name
+
+
+def _git_can_tag(name: str) -> bool:
+    """Whether git accepts tags spelled with ``name`` (``git check-ref-format``): GTO's dir
+    part allows '..', '//', a leading '/' or '.', which git refuses in any ref."""
+    tag = name.replace(":", "=")
+    parts = tag.split("/")
+    return ".." not in tag and all(parts) and not any(
+        p.startswith(".") or p.endswith((".lock", ".")) for p in parts)
+
+
+def path_part(name: str) -> str:
+    """A registry name as one path component that cannot leave its directory: lowercase
+    letters, digits, '-' and '_' stay, every other byte becomes ``%XX`` ('/' and '.' included,
+    so no '..' or separator survives; uppercase too, so 'Churn' and 'churn' never share a
+    directory on a case-insensitive disk). Injective: '%' is never part of a name."""
+    if not name:
+        raise UsageError("a name is required")
+    return "".join(chr(b) if chr(b) in _PATH_SAFE else f"%{b:02X}" for b in name.encode())
+
+
+def name_of_path_part(part: str) -> str | None:
+    """The model name ``path_part`` turned into ``part``; None when ``part`` is not such a
+    spelling of a valid model name (a directory made by hand, say)."""
+    name = re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m[1], 16)), part)
+    try:
+        check_name(name)
+    except UsageError:
+        return None
+    return name if path_part(name) == part else None
 
 
 def format_tag(event: TagEvent) -> str:
@@ -64,17 +103,18 @@ def format_tag(event: TagEvent) -> str:
     if event.stage is not None:
         check_name(event.stage, "environment name")
     kind, counter = event.kind, event.counter
+    model = event.model.replace(":", "=")  # GTO spells a monorepo `dir:name` as `dir=name`
     if kind == REGISTER:
-        text = f"{event.model}@{_vtag(event.version)}"
+        text = f"{model}@{_vtag(event.version)}"
         return text if counter is None else f"{text}#{counter}"
     if kind == DEREGISTER:
-        return f"{event.model}@{_vtag(event.version)}!#{_need(counter)}"
+        return f"{model}@{_vtag(event.version)}!#{_need(counter)}"
     if kind == ASSIGN:
-        return f"{event.model}#{_need_stage(event.stage)}#{_need(counter)}"
+        return f"{model}#{_need_stage(event.stage)}#{_need(counter)}"
     if kind == UNASSIGN:
-        return f"{event.model}#{_need_stage(event.stage)}!#{_need(counter)}"
+        return f"{model}#{_need_stage(event.stage)}!#{_need(counter)}"
     if kind == DEPRECATE:
-        text = f"{event.model}@deprecated"
+        text = f"{model}@deprecated"
         return text if counter is None else f"{text}#{counter}"
     raise UsageError(f"cannot write a '{kind}' tag")
 
