@@ -175,6 +175,7 @@ class ArtifactInfo(Strict):
 class FileHash(Strict):
     path: str
     sha256: str
+    md5: str | None = None  # a directory: DVC's hash of it ('<md5>.dir')
 
 
 class Lineage(Strict):

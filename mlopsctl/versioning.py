@@ -26,6 +26,7 @@ from mlopsctl.fsio import atomic_write, file_lock, sha256_file
 from mlopsctl.gitops import refs
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.identity import Identity, repo_busy
+from mlopsctl.lineage import data_hash
 from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
 
@@ -203,7 +204,7 @@ def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -
             raise UsageError("--holdout needs --target COLUMN")
         if not Path(req.holdout).is_file():
             raise UsageError(f"holdout file {req.holdout} does not exist")
-    data_hashes = [_file_hash(root, Path(p), "data file") for p in req.data]
+    data_hashes = [data_hash(root, Path(p)) for p in req.data]
     config_hash = _file_hash(root, req.config_file, "config file") if req.config_file else None
     remote = project.remote
     key = project.key()
