@@ -54,6 +54,10 @@ class Environment(Strict):
     target: Literal["local", "kubernetes"] = "local"
     target_options: dict[str, Any] = Field(default_factory=dict)
     approvals: int = Field(default=0, ge=0)  # distinct approvers (not the promoter) needed
+    # `mlopsctl monitor`: the environment's Prometheus text endpoint (e.g. `mlopsctl serve`'s
+    # http://127.0.0.1:8000/metrics), and whether an emergency degradation rolls back by itself.
+    metrics_url: str | None = None
+    auto_rollback: bool = False
 
     def gates_for(self, model: str) -> dict[str, Gate]:
         """The environment's gates with the model's own gates merged over them."""

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "approve": ("approve", "Approve a version for an environment."),
     "rollback": ("rollback", "Flip an environment back to its previous version."),
     "status": ("status", "What is live where, and whether targets match."),
+    "monitor": ("monitor", "The live monitor (Textual app), or --once --json / --watch."),
     "sync": ("sync", "Make deploy targets match the registry."),
     "serve": ("serve", "Serve an environment's live version over HTTP."),
     "unassign": ("unassign", "Take a version out of an environment."),

@@ -1,0 +1,369 @@
+"""The refs' state, read cheaply: change detection and an incremental tag reader.
+
+A monitor asks "did anything change?" several times a second. Running git for that costs a
+process start (~5 ms, more under load), and re-reading every tag costs far more at thousands of
+tags. Git's refs are plain files, so the question is answered by ``stat``: the mtime, size and
+inode of ``packed-refs``, of the ``refs/tags`` and ``refs/notes`` directories (a ref written,
+renamed into place or deleted changes its directory's mtime) and of the config files. When
+something did change, only the refs whose object changed are read, with one
+``git cat-file --batch`` for all of them; everything else comes from the cache.
+
+Repositories in the reftable format (no loose files to stat) fall back to one
+``git for-each-ref``, which is still far cheaper than reading every tag's message.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import zlib
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+from mlopsctl.gitops.git import git
+from mlopsctl.gitops.refs import TagRecord
+
+Stamp = tuple[int, int, int]  # (inode, mtime_ns, size); (0, 0, -1) when absent
+_ABSENT: Stamp = (0, 0, -1)
+_SIGNATURES = (b"-----BEGIN PGP SIGNATURE-----", b"-----BEGIN SSH SIGNATURE-----",
+               b"-----BEGIN SIGNED MESSAGE-----")
+
+
+def stamp(path: Path) -> Stamp:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _ABSENT
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class RefsDigest(NamedTuple):
+    """What changes when a tag, a note or a watched file changes. Compare with ``==``."""
+
+    tags: tuple[Stamp, ...]
+    notes: tuple[Stamp, ...]
+    files: tuple[Stamp, ...]
+
+
+class RefListing(NamedTuple):
+    packed: dict[str, str]  # tag name -> object id, from packed-refs (a cached object)
+    loose: dict[str, str]  # tag name -> object id of the loose refs, which win over packed ones
+    notes: str | None  # the object id of the notes ref
+
+    def oid(self, name: str) -> str | None:
+        return self.loose.get(name) or self.packed.get(name)
+
+    def names(self) -> set[str]:
+        return set(self.packed) | set(self.loose)
+
+
+def _tag_dirs(git_dir: Path) -> list[Path]:
+    """refs/tags and its subdirectories (GTO allows '/' in names)."""
+    top = git_dir / "refs" / "tags"
+    out = [top]
+    for dirpath, dirnames, _ in os.walk(top):
+        out.extend(Path(dirpath) / d for d in dirnames)
+    return out
+
+
+class RefsReader:
+    """Reads the tags of one repository incrementally. Not thread-safe: one owner at a time."""
+
+    def __init__(self, root: Path, git_dir: Path, watched: Iterable[Path] = (),
+                 notes_ref: str = "refs/notes/mlops") -> None:
+        self.root = root
+        self.git_dir = git_dir
+        self.watched = tuple(watched)
+        self.notes_ref = notes_ref
+        self.reftable = (git_dir / "reftable").is_dir()
+        self._records: dict[str, tuple[str, TagRecord | None]] = {}  # name -> (oid, record)
+        self._commit_times: dict[str, int] = {}
+        self._loose: dict[str, tuple[Stamp, str]] = {}  # loose ref path -> (stamp, oid)
+        self._packed_cache: tuple[Stamp, dict[str, str], str | None] | None = None
+        self._last: RefListing | None = None
+
+    # --- change detection ------------------------------------------------------------------
+
+    def digest(self) -> RefsDigest:
+        """Stat calls only (a dozen or so); no process, no reads."""
+        files = tuple(stamp(p) for p in self.watched)
+        if self.reftable:  # pragma: no cover - no loose files: ask git
+            out = git(self.root, "for-each-ref", "--format=%(objectname)", "refs/tags",
+                      self.notes_ref)
+            return RefsDigest(((hash(out), 0, 0),), (), files)
+        packed = stamp(self.git_dir / "packed-refs")
+        tags = (packed, *(stamp(d) for d in _tag_dirs(self.git_dir)))
+        notes_file = self.git_dir / self.notes_ref
+        notes = (packed, stamp(notes_file.parent), stamp(notes_file))
+        return RefsDigest(tags, notes, files)
+
+    # --- listing ---------------------------------------------------------------------------
+
+    def listing(self) -> RefListing:
+        if self.reftable:  # pragma: no cover
+            return self._listing_from_git()
+        packed, notes = self._packed()
+        loose: dict[str, str] = {}
+        top = self.git_dir / "refs" / "tags"
+        seen: set[str] = set()
+        for directory in _tag_dirs(self.git_dir):
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if not entry.is_file(follow_symlinks=False) or entry.name.endswith(".lock"):
+                    continue
+                oid = self._loose_oid(Path(entry.path), entry)
+                if oid:
+                    loose[Path(entry.path).relative_to(top).as_posix()] = oid
+                    seen.add(entry.path)
+        for path in [p for p in self._loose if p not in seen and "/refs/tags/" in p]:
+            del self._loose[path]
+        notes_file = self.git_dir / self.notes_ref
+        if notes_file.is_file():
+            notes = self._loose_oid(notes_file, None) or notes
+        return RefListing(packed, loose, notes)
+
+    def _packed(self) -> tuple[dict[str, str], str | None]:
+        """packed-refs parsed, cached by its stamp (git rewrites it whole, never in place)."""
+        path = self.git_dir / "packed-refs"
+        st = stamp(path)
+        if self._packed_cache is not None and self._packed_cache[0] == st:
+            return self._packed_cache[1], self._packed_cache[2]
+        tags: dict[str, str] = {}
+        notes: str | None = None
+        try:
+            packed = path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            packed = ""
+        for line in packed.splitlines():
+            if not line or line[0] in "#^":
+                continue
+            oid, _, ref = line.partition(" ")
+            if ref.startswith("refs/tags/"):
+                tags[ref[10:]] = oid
+            elif ref == self.notes_ref:
+                notes = oid
+        self._packed_cache = (st, tags, notes)
+        return tags, notes
+
+    def _loose_oid(self, path: Path, entry: os.DirEntry[str] | None) -> str | None:
+        try:
+            st = entry.stat(follow_symlinks=False) if entry is not None else os.stat(path)
+        except OSError:
+            return None
+        key = str(path)
+        st_stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._loose.get(key)
+        if cached and cached[0] == st_stamp:
+            return cached[1]
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            return None
+        if text.startswith("ref:"):
+            return None
+        self._loose[key] = (st_stamp, text)
+        return text
+
+    def _listing_from_git(self) -> RefListing:  # pragma: no cover
+        out = git(self.root, "for-each-ref", "--format=%(refname) %(objectname)",
+                  "refs/tags", self.notes_ref).decode()
+        tags: dict[str, str] = {}
+        notes = None
+        for line in out.splitlines():
+            ref, _, oid = line.partition(" ")
+            if ref == self.notes_ref:
+                notes = oid
+            elif ref.startswith("refs/tags/"):
+                tags[ref[10:]] = oid
+        return RefListing(tags, {}, notes)
+
+    # --- records ---------------------------------------------------------------------------
+
+    def update(self, listing: RefListing | None = None) -> set[str]:
+        """Bring the cache up to date; return the tag names whose object changed since the
+        last call (new, moved or deleted). Only those are read. When packed-refs is unchanged,
+        only the loose refs are compared, so the cost follows the change, not the registry."""
+        listing = listing or self.listing()
+        last = self._last
+        if last is None and not self._records:
+            self._seed(listing)
+            changed = set(self._records)
+        elif last is not None and last.packed is listing.packed:
+            names = set(listing.loose) | set(last.loose)
+            changed = {n for n in names if self._oid(n) != listing.oid(n)}
+        else:
+            names = listing.names() | set(self._records)
+            changed = {n for n in names if self._oid(n) != listing.oid(n)}
+        self._last = listing
+        self._read({n: listing.oid(n) for n in changed})
+        return changed
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._records
+
+    def get(self, name: str) -> TagRecord | None:
+        found = self._records.get(name)
+        return found[1] if found else None
+
+    def all(self) -> list[TagRecord]:
+        return [rec for _, rec in self._records.values() if rec is not None]
+
+    def records(self) -> list[TagRecord]:
+        """Every tag, as ``read_tags`` returns it (after bringing the cache up to date)."""
+        self.update()
+        return self.all()
+
+    def _oid(self, name: str) -> str | None:
+        found = self._records.get(name)
+        return found[0] if found else None
+
+    def _seed(self, listing: RefListing) -> None:
+        """The first read: one ``for-each-ref`` with every message, like ``read_tags``."""
+        from mlopsctl.gitops.refs import read_tags
+
+        for rec in read_tags(self.root):
+            self._records[rec.name] = (rec.tag_sha or rec.commit, rec)
+        for name in listing.names() - set(self._records):  # tags of trees, blobs, tags
+            oid = listing.oid(name)
+            if oid:
+                self._records[name] = (oid, None)
+
+    def _read(self, wanted: dict[str, str | None]) -> None:
+        oids = {oid for oid in wanted.values() if oid}
+        objects = read_objects(self.root, self.git_dir, oids)
+        commits_needed = set()
+        for kind, body in objects.values():
+            if kind == "tag":
+                target, target_type = _tag_target(body)
+                if target_type == "commit" and target not in self._commit_times:
+                    commits_needed.add(target)
+        for oid, (kind, body) in read_objects(self.root, self.git_dir, commits_needed).items():
+            if kind == "commit":
+                self._commit_times[oid] = _committer_time(body)
+        for name, found in wanted.items():
+            if found is None:
+                self._records.pop(name, None)
+                continue
+            kind, body = objects.get(found, ("missing", b""))
+            self._records[name] = (found, self._record(name, found, kind, body))
+
+    def _record(self, name: str, oid: str, kind: str, body: bytes) -> TagRecord | None:
+        if kind == "commit":
+            return TagRecord(name, "", oid, "", "", 0, "", "", annotated=False)
+        if kind != "tag":
+            return None
+        header, _, message = body.partition(b"\n\n")
+        fields: dict[bytes, bytes] = {}
+        for line in header.split(b"\n"):
+            key, _, value = line.partition(b" ")
+            fields.setdefault(key, value)
+        if fields.get(b"type") != b"commit" or b"tagger" not in fields:
+            return None
+        tagger_name, email, ts, tz = _split_ident(fields[b"tagger"])
+        for marker in _SIGNATURES:
+            at = message.find(b"\n" + marker)
+            if message.startswith(marker):
+                at = 0
+            if at >= 0:
+                message = message[: at + (1 if at else 0)]
+                break
+        target = fields[b"object"].decode()
+        return TagRecord(name=name, tag_sha=oid, commit=target, tagger_name=tagger_name,
+                         tagger_email=email, timestamp=ts, date_iso=_iso(ts, tz),
+                         message=message.decode("utf-8", "replace"),
+                         commit_time=self._commit_times.get(target, 0))
+
+
+def read_objects(root: Path, git_dir: Path, oids: Iterable[str]) -> dict[str, tuple[str, bytes]]:
+    """oid -> (type, content): loose objects straight from ``objects/`` (a new tag is loose,
+    and inflating it costs microseconds, against milliseconds for starting git), the rest with
+    one ``git cat-file --batch``."""
+    out: dict[str, tuple[str, bytes]] = {}
+    rest = []
+    for oid in oids:
+        found = _loose_object(git_dir, oid)
+        if found is None:
+            rest.append(oid)
+        else:
+            out[oid] = found
+    out.update(cat_file(root, rest))
+    return out
+
+
+def _loose_object(git_dir: Path, oid: str) -> tuple[str, bytes] | None:
+    try:
+        raw = (git_dir / "objects" / oid[:2] / oid[2:]).read_bytes()
+        data = zlib.decompress(raw)
+    except (OSError, zlib.error, IndexError):
+        return None
+    header, _, body = data.partition(b"\0")
+    kind, _, size = header.decode("ascii", "replace").partition(" ")
+    if not size.isdigit() or int(size) != len(body):
+        return None
+    return kind, body
+
+
+def cat_file(root: Path, oids: Iterable[str]) -> dict[str, tuple[str, bytes]]:
+    """oid -> (type, content) for every object, in one ``git cat-file --batch``."""
+    wanted = sorted(set(oids))
+    if not wanted:
+        return {}
+    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=root, check=True,
+                          input=("\n".join(wanted) + "\n").encode(), capture_output=True)
+    data = proc.stdout
+    out: dict[str, tuple[str, bytes]] = {}
+    pos = 0
+    while pos < len(data):
+        end = data.index(b"\n", pos)
+        header = data[pos:end].decode().split(" ")
+        pos = end + 1
+        if len(header) < 3 or header[1] == "missing":
+            continue
+        size = int(header[2])
+        out[header[0]] = (header[1], data[pos: pos + size])
+        pos += size + 1
+    return out
+
+
+def _tag_target(body: bytes) -> tuple[str, str]:
+    target = kind = ""
+    for line in body.split(b"\n", 3)[:3]:
+        if line.startswith(b"object "):
+            target = line[7:].decode()
+        elif line.startswith(b"type "):
+            kind = line[5:].decode()
+    return target, kind
+
+
+def _committer_time(body: bytes) -> int:
+    for line in body.split(b"\n\n", 1)[0].split(b"\n"):
+        if line.startswith(b"committer "):
+            return _split_ident(line[10:])[2]
+    return 0
+
+
+def _split_ident(value: bytes) -> tuple[str, str, int, str]:
+    """``Name <email> 1700000000 +0100`` -> (name, email, unix time, '+0100')."""
+    text = value.decode("utf-8", "replace")
+    name, _, rest = text.partition(" <")
+    email, _, when = rest.rpartition("> ")
+    ts, _, tz = when.partition(" ")
+    try:
+        return name, email, int(ts), tz or "+0000"
+    except ValueError:
+        return name, email, 0, "+0000"
+
+
+def _iso(ts: int, tz: str) -> str:
+    """Git's ``iso-strict`` date: local time in the tagger's zone, with the offset."""
+    try:
+        sign = -1 if tz.startswith("-") else 1
+        offset = timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5])) * sign
+    except (ValueError, IndexError):
+        offset = timedelta(0)
+    return datetime.fromtimestamp(ts, timezone(offset)).isoformat()
