@@ -36,7 +36,8 @@ from mlopsctl.workspace import NOTES_REF
 INCOMING_REF = "refs/notes/mlops-incoming"
 NO_PROMPT = {"GIT_TERMINAL_PROMPT": "0"}  # fail instead of asking for credentials
 BEHIND_MESSAGE = "the remote has registry events you do not have"
-BEHIND_HINT = "mlopsctl pull, then retry the command (a promotion re-run picks the next counter)"
+BEHIND_HINT = "mlopsctl pull (it says what to do about any event both sides recorded), then " \
+    "mlopsctl push again"
 # Reasons git gives for refusing an update because the remote moved on.
 _BEHIND_REASONS = ("non-fast-forward", "fetch first", "already exists", "stale info")
 
@@ -327,6 +328,7 @@ class PullResult:
     branch: str | None = None  # 'main'; None when HEAD is detached
     branch_state: str = "absent"  # up to date | ahead | behind | diverged | absent
     fetch_configured: bool = False  # `git fetch REMOTE` now brings the notes too
+    replaced: list[str] = field(default_factory=list)  # same event on both sides: took theirs
 
     @property
     def ok(self) -> bool:
@@ -335,7 +337,7 @@ class PullResult:
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "remote": self.remote, "new_tags": self.new_tags,
                 "conflicts": [c.to_json() for c in self.conflicts],
-                "notes_merged": self.notes_merged,
+                "notes_merged": self.notes_merged, "replaced": self.replaced,
                 "branch": {"name": self.branch, "state": self.branch_state}}
 
 
@@ -350,7 +352,11 @@ def pull(project: Any, remote: str = "origin") -> PullResult:
     with file_lock(project.ws.lock_path):
         try:
             fetched = fetch_tags(root, remote, notes=True)
-            result.new_tags, result.conflicts = fetched.new, fetched.conflicts
+            result.new_tags = fetched.new
+            same = [c for c in fetched.conflicts if c.ours == c.theirs]
+            result.conflicts = [c for c in fetched.conflicts if c.ours != c.theirs]
+            if same:
+                result.replaced = _adopt(root, remote, same)
             if fetched.notes_fetched:
                 result.notes_merged = merge_notes(root)
         finally:
@@ -359,6 +365,50 @@ def pull(project: Any, remote: str = "origin") -> PullResult:
     assert fetched.remote is not None
     result.branch, result.branch_state = _branch_state(root, fetched.remote)
     return result
+
+
+def _adopt(root: Path, remote: str, same: list[TagConflict]) -> list[str]:
+    """Take the remote's tag where both sides recorded the same event: the same tag name (so
+    model, stage or version and counter) on the same commit, made twice, say by two clones
+    promoting one version at once. Ours never reached the remote (its name is taken there), so
+    the remote's record replaces it and the next push has nothing to disagree about."""
+    names = [c.tag for c in same]
+    try:
+        git(root, "fetch", "--no-tags", "--no-write-fetch-head", "--quiet", remote,
+            *[f"+refs/tags/{n}:refs/tags/{n}" for n in names], env=NO_PROMPT)
+    except GitFailed as exc:
+        raise _unreachable(remote, exc.stderr) from None
+    return names
+
+
+def conflict_hint(project: Any, conflicts: list[TagConflict], remote: str) -> str:
+    """The commands that resolve ``conflicts`` (tags both sides use for different commits): the
+    remote's event came first, so drop ours, pull theirs, and record ours again after it."""
+    from mlopsctl.gitops import tags as T
+
+    names = " ".join(f"'{c.tag}'" for c in conflicts)
+    steps = [f"git tag -d {names}", f"mlopsctl pull {remote}"]
+    again: list[str] = []
+    registry = reg.load(project.root)
+    for c in conflicts:
+        event = T.parse_tag(c.tag)
+        if event is None:
+            continue
+        if event.kind == T.REGISTER:
+            steps.append(f"git pull --no-rebase -X theirs {remote} (their {c.tag} files win)")
+            again.append(f"mlopsctl bump {event.model} ... (your artifact takes the next version)")
+            continue
+        state = registry.model(event.model)
+        version = next((v.number for v in (state.versions.values() if state else [])
+                        if v.commit == c.ours), None)
+        if event.kind == T.ASSIGN and event.stage and version:
+            again.append(f"mlopsctl promote {event.model} {version} --to {event.stage} "
+                         "(it takes the next counter)")
+        else:
+            again.append(f"the command that made {c.tag}")
+    unique = list(dict.fromkeys(steps))
+    return (f"{remote}'s events came first: " + "; then ".join(unique)
+            + ("; then re-run " + "; ".join(dict.fromkeys(again)) if again else ""))
 
 
 def _branch_state(root: Path, seen: RemoteRefs) -> tuple[str | None, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -129,7 +130,7 @@ def test_reports_reach_clones_through_pull_and_then_plain_git_fetch(team: Team) 
     from mlopsctl.gitops.notes import merge_note, read_note
 
     fetch_specs = git(team.a, "config", "--get-all", "remote.origin.fetch").splitlines()
-    assert "+refs/notes/mlops:refs/notes/remotes/origin/mlops" in fetch_specs  # set by init
+    assert "+refs/notes/mlops*:refs/notes/remotes/origin/mlops*" in fetch_specs  # set by init
     bump(team.a, "0.1.0", b"one")
     commit = git(team.a, "rev-parse", "m@v0.1.0^{commit}")
     merge_note(team.a, commit, "validations", "staging",
@@ -145,7 +146,7 @@ def test_reports_reach_clones_through_pull_and_then_plain_git_fetch(team: Team) 
 
     ok(fresh, "pull")
     assert read_note(fresh, commit)["validations"]["staging"]["validated_at"].startswith("2026")
-    assert "+refs/notes/mlops:refs/notes/remotes/origin/mlops" in git(
+    assert "+refs/notes/mlops*:refs/notes/remotes/origin/mlops*" in git(
         fresh, "config", "--get-all", "remote.origin.fetch").splitlines()
 
     # From now on a plain `git fetch` brings teammates' reports; reads merge them in.
@@ -166,6 +167,8 @@ def test_init_in_a_clone_sets_up_the_notes_fetch(team: Team) -> None:
     assert doc["notes_fetch"] == ["origin"] and doc["commit"] is None  # nothing committed
     again = json.loads(ok(fresh, "init", "--json").out)
     assert again["notes_fetch"] == []  # added once
+    assert "refs/notes/mlops" not in git(fresh, "ls-remote", "origin")
+    git(fresh, "pull", "-q", "--no-rebase")  # a remote with no notes yet: still fetches fine
 
 
 # --- status in a new clone: not deployed here is not drift ---------------------------------------
@@ -279,3 +282,97 @@ def test_fetch_latest_registered_by_gto_says_so(team: Team, tmp_path: Path) -> N
     assert "hint: the latest version with an artifact is m@0.1.0: mlopsctl fetch m@0.1.0" \
         in result.err
     assert not (tmp_path / "x.bin").exists()
+
+
+# --- two clones racing: following the hints resolves every conflict ----------------------------
+
+
+def two_clones(team: Team) -> Path:
+    """Clone B of the team's registry, with A's m@0.1.0 and m@0.2.0 in both."""
+    bump(team.a, "0.1.0", b"one")
+    bump(team.a, "0.2.0", b"two")
+    ok(team.a, "push")
+    return clone(team, "b")
+
+
+def follow(where: Path, hint: str) -> list[str]:
+    """Run the commands of a `pull` conflict hint in order; return the steps left to re-run."""
+    steps = hint.split(": ", 1)[1].split("; then ")
+    rerun = []
+    for step in steps:
+        command = step.split(" (", 1)[0]
+        if command.startswith("re-run "):
+            rerun.append(command.removeprefix("re-run "))
+        elif command.startswith("git "):
+            subprocess.run(shlex.split(command), cwd=where, check=True, capture_output=True)
+        else:
+            assert command.startswith("mlopsctl "), step
+            ok(where, *shlex.split(command)[1:])
+    return rerun
+
+
+def hint_of(result: Result) -> str:
+    return next(line for line in result.err.splitlines() if line.startswith("hint: "))[6:]
+
+
+def test_the_same_promotion_in_two_clones_resolves_with_pull_then_push(team: Team) -> None:
+    b = two_clones(team)
+    c1 = git(team.a, "rev-parse", "m@v0.1.0^{commit}")
+    tag_at(team.a, "m#staging#3", c1, 1_900_000_000)  # both promote 0.1.0 at once
+    tag_at(b, "m#staging#3", c1, 1_900_000_001)
+    ok(team.a, "push")
+
+    rejected = on(b, "push")
+    assert rejected.code == 1 and "m#staging#3" in rejected.err
+    assert hint_of(rejected).startswith("mlopsctl pull") and "mlopsctl push again" \
+        in hint_of(rejected)
+    pulled = json.loads(ok(b, "pull", "--json").out)  # exit 0: the same event, theirs taken
+    assert pulled["replaced"] == ["m#staging#3"] and pulled["conflicts"] == []
+    ok(b, "push")
+    assert git(b, "rev-parse", "m#staging#3") == git(team.a, "rev-parse", "m#staging#3")
+    assert ok(b, "show", "--json").out == ok(team.a, "show", "--json").out
+    assert "nothing to push" in ok(b, "push").err
+
+
+def test_racing_promotions_of_different_versions_resolve_by_the_hint(team: Team) -> None:
+    b = two_clones(team)
+    c1 = git(team.a, "rev-parse", "m@v0.1.0^{commit}")
+    c2 = git(b, "rev-parse", "m@v0.2.0^{commit}")
+    tag_at(team.a, "m#staging#3", c1, 1_900_000_000)
+    tag_at(b, "m#staging#3", c2, 1_900_000_001)
+    ok(team.a, "push")
+    assert on(b, "push").code == 1
+    conflict = on(b, "pull")
+    assert conflict.code == 1
+    hint = hint_of(conflict)
+    assert "git tag -d 'm#staging#3'" in hint and "mlopsctl pull origin" in hint
+
+    rerun = follow(b, hint)
+    assert rerun == ["mlopsctl promote m 0.2.0 --to staging"]
+    tag_at(b, "m#staging#4", c2, 1_900_000_002)  # what the re-run promotion records
+    ok(b, "push")
+    ok(team.a, "pull")
+    for where in (team.a, b):
+        assert json.loads(ok(where, "show", "--json").out)["m"]["stage"] == {"staging": "v0.2.0"}
+
+
+def test_racing_registrations_of_one_version_resolve_by_the_hint(team: Team, tmp_path: Path
+                                                                  ) -> None:
+    b = two_clones(team)
+    bump(team.a, "0.3.0", b"A's three")
+    ok(team.a, "push")
+    bump(b, "0.3.0", b"B's three")
+    rejected = on(b, "push")
+    assert rejected.code == 1 and "git pull --no-rebase" in rejected.err
+    conflict = on(b, "pull")
+    assert conflict.code == 1
+    rerun = follow(b, hint_of(conflict))
+    assert rerun == ["mlopsctl bump m ..."]
+    bump(b, "0.4.0", b"B's three")  # B registers its artifact again, as the next version
+    ok(b, "push")
+    ok(b, "verify")
+    ok(b, "fetch", "m@0.3.0", "-o", tmp_path / "three.bin")
+    assert (tmp_path / "three.bin").read_bytes() == b"A's three"
+    ok(team.a, "pull")
+    git(team.a, "pull", "-q", "--no-rebase", "origin", "main")
+    assert ok(team.a, "show", "m", "--json").out == ok(b, "show", "m", "--json").out

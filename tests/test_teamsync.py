@@ -110,7 +110,7 @@ def test_notes_travel_both_ways_and_merge(team: Team) -> None:
     rejected = on(team.b, "push")  # the notes moved on at the remote
     assert rejected.code == 1
     assert "the remote has registry events you do not have" in rejected.err
-    assert "mlopsctl pull, then retry" in rejected.err
+    assert "hint: mlopsctl pull (it says what to do" in rejected.err
 
     pulled = json.loads(ok(team.b, "pull", "--json").out)
     assert pulled["notes_merged"] == [c]
@@ -153,8 +153,8 @@ def test_rejected_push_leaves_the_remote_alone_and_pull_names_the_conflict(team:
     assert result.code == 1
     assert "error: the remote has registry events you do not have" in result.err
     assert "m#staging#3" in result.err
-    assert ("hint: mlopsctl pull, then retry the command (a promotion re-run picks the next "
-            "counter)") in result.err
+    assert ("hint: mlopsctl pull (it says what to do about any event both sides recorded), "
+            "then mlopsctl push again") in result.err
     as_json = on(team.b, "push", "--json")
     assert as_json.code == 1
     assert json.loads(as_json.out)["rejected"] == [

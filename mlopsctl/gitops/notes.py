@@ -2,7 +2,7 @@
 commit, merged by key so reports for several environments live side by side).
 
 Teammates' reports arrive the way users fetch: ``init`` (and ``push``/``pull``) add the refspec
-``+refs/notes/mlops:refs/notes/remotes/<remote>/mlops`` to each git remote, so a plain
+``+refs/notes/mlops*:refs/notes/remotes/<remote>/mlops*`` to each git remote, so a plain
 ``git fetch``/``git pull`` brings the team's notes into a tracking ref, as it does branches.
 Reads merge the tracking refs into what this clone has (``merge_docs``: the later report under a
 key wins); ``mlopsctl pull`` merges them for good, so the next push fast-forwards.
@@ -26,7 +26,9 @@ def tracking_ref(remote: str) -> str:
 
 
 def fetch_refspec(remote: str) -> str:
-    return f"+{NOTES_REF}:{tracking_ref(remote)}"
+    # A pattern, not the plain ref: `git fetch` fails outright when a plain refspec's source is
+    # missing (a remote nobody has validated on yet); a pattern that matches nothing is fine.
+    return f"+{NOTES_REF}*:{tracking_ref(remote)}*"
 
 
 def configure_fetch(root: Path, remote: str) -> bool:
