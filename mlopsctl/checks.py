@@ -25,6 +25,7 @@ its git blob id and a fingerprint of the schemas: an unchanged file is never par
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -38,7 +39,7 @@ from mlopsctl import registry as reg
 from mlopsctl.errors import MlopsError, UsageError
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.git import GitFailed, git
-from mlopsctl.gitops.objects import blob_id, notes_map, read_objects
+from mlopsctl.gitops.objects import blob_id, notes_map, read_ids, read_objects, unchanged_ids
 from mlopsctl.gitops.refs import read_tags
 from mlopsctl.workspace import MLOPS_DIR, NOTES_REF, Workspace
 
@@ -92,6 +93,21 @@ class CheckReport:
                             "remote_blobs": self.blobs_checked}}
 
 
+class _Config:
+    """A validated config.yaml, rebuilt from the cached ``model_dump`` of the same bytes: the
+    attributes the checks (and the pin check) read, without importing pydantic."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.__dict__.update(data)
+        self.environments = {name: _Namespace(env)
+                             for name, env in (data.get("environments") or {}).items()}
+
+
+class _Namespace:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.__dict__.update(data)
+
+
 # --- the verdict cache ---------------------------------------------------------------------------
 
 
@@ -108,6 +124,7 @@ class _Cache:
         self.path = path
         self.fingerprint = _fingerprint()
         self.entries: dict[str, dict[str, Any]] = {}
+        self.tagged: dict[str, str] = {}  # '<commit>:<path>' -> blob id ('' when absent)
         self.dirty = False
         try:
             data = json.loads(path.read_bytes())
@@ -115,6 +132,7 @@ class _Cache:
             return
         if isinstance(data, dict) and data.get("fingerprint") == self.fingerprint:
             self.entries = data.get("blobs") or {}
+            self.tagged = data.get("tagged") or {}
 
     def get(self, blob: str) -> dict[str, Any] | None:
         return self.entries.get(blob)
@@ -123,12 +141,16 @@ class _Cache:
         self.entries[blob] = facts
         self.dirty = True
 
+    def put_tagged(self, spec: str, blob: str | None) -> None:
+        self.tagged[spec] = blob or ""
+        self.dirty = True
+
     def save(self) -> None:
         if not self.dirty:
             return
         from mlopsctl.fsio import atomic_write
 
-        doc = {"fingerprint": self.fingerprint, "blobs": self.entries}
+        doc = {"fingerprint": self.fingerprint, "blobs": self.entries, "tagged": self.tagged}
         # A read-only checkout (a mounted repository): then simply no cache.
         with contextlib.suppress(OSError):
             atomic_write(self.path, json.dumps(doc, separators=(",", ":")).encode(),
@@ -138,27 +160,41 @@ class _Cache:
 # --- schemas -------------------------------------------------------------------------------------
 
 
-def _schema_of(rel: str) -> tuple[str, type | None]:
-    """(kind, pydantic model or None) of a repository-relative path under .mlops/."""
-    from mlopsctl import manifests as mf
+_TOP_FILES = {".mlops/config.yaml": "config", ".mlops/policy.yaml": "policy",
+              ".mlops/access.yaml": "access"}
+_SCHEMAS = {"config": "Config", "policy": "Policy", "access": "Access", "card": "ModelCard",
+            "manifest": "VersionManifest"}
 
-    top = {".mlops/config.yaml": ("config", mf.Config), ".mlops/policy.yaml": ("policy", mf.Policy),
-           ".mlops/access.yaml": ("access", mf.Access)}
-    if rel in top:
-        return top[rel]
+
+def _kind_of(rel: str) -> tuple[str, str | None, str | None]:
+    """(kind, model, version) of a repository-relative path under .mlops/: config, policy,
+    access, card, manifest, pointer, blob, stray (unexpected under models/) or other."""
+    if rel in _TOP_FILES:
+        return _TOP_FILES[rel], None, None
     match = _MODEL_FILE.fullmatch(rel)
     if match is None:
-        return "other", None
-    rest = match["rest"]
+        return "other", None, None
+    model, rest = match["model"], match["rest"]
     if rest == "model.yaml":
-        return "card", mf.ModelCard
-    if _VERSION_FILE.fullmatch(rest):
-        return "manifest", mf.VersionManifest
-    if _POINTER_FILE.fullmatch(rest):
-        return "pointer", None
-    if _BLOB_FILE.fullmatch(rest):
-        return "blob", None
-    return "stray", None
+        return "card", model, None
+    for kind, pattern in (("manifest", _VERSION_FILE), ("pointer", _POINTER_FILE),
+                          ("blob", _BLOB_FILE)):
+        found = pattern.fullmatch(rest)
+        if found:
+            return kind, model, found["version"]
+    return "stray", model, None
+
+
+def _schema(kind: str) -> Any:
+    """The pydantic model for ``kind`` (imports pydantic: only when a file must be parsed)."""
+    from mlopsctl import manifests as mf
+
+    return getattr(mf, _SCHEMAS[kind]) if kind in _SCHEMAS else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _legal_version(text: str) -> bool:
+    return semver.is_valid(text) and not text.startswith("v") and str(semver.parse(text)) == text
 
 
 def _line_at(node: Any, loc: Sequence[Any]) -> int | None:
@@ -243,10 +279,49 @@ class _Scan:
     report: CheckReport
     cache: _Cache
     config: Any = None  # mf.Config, when it validated
-    manifests: dict[tuple[str, str], tuple[str, bytes, dict[str, Any]]] = field(
-        default_factory=dict)  # (model, 'v1.2.0') -> (rel, bytes, facts)
+    manifests: dict[tuple[str, str], tuple[str, str, dict[str, Any]]] = field(
+        default_factory=dict)  # (model, 'v1.2.0') -> (rel, blob id, facts)
     pointers: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
     blobs: list[str] = field(default_factory=list)  # .zst files present in the work tree
+    legal_names: set[str] = field(default_factory=set)
+    index: dict[str, str] = field(default_factory=dict)  # rel -> blob id, files git has as-is
+    tag_objects: dict[str, str] = field(default_factory=dict)  # tag name -> tag object id
+
+    def event_data(self, event: reg.Event) -> dict[str, Any]:
+        """What the gates check reads from a stage tag's block (cached by tag object: a tag
+        object never changes), without parsing YAML for tags seen before."""
+        sha = self.tag_objects.get(event.tag)
+        key = f"tag:{sha}" if sha else None
+        cached = self.cache.get(key) if key else None
+        if cached is not None:
+            return dict(cached["data"])
+        data = event.data if "mlopsctl:" in event.message else {}
+        validation = data.get("validation")
+        kept = {"event": data.get("event"), "rollback": data.get("rollback") is True,
+                "validation": {"passed": validation.get("passed")}
+                if isinstance(validation, dict) else None, "recorded": bool(data)}
+        if key:
+            self.cache.put(key, {"kind": "tag", "data": kept})
+        return kept
+
+    @property
+    def root(self) -> str:
+        return str(self.ws.root)
+
+    def read_quietly(self, rel: str) -> bytes | None:
+        try:
+            with open(os.path.join(self.root, rel), "rb") as fh:
+                return fh.read()
+        except OSError:
+            return None
+
+    def read(self, rel: str) -> bytes | None:
+        try:
+            with open(os.path.join(self.root, rel), "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            self.add(Finding("schema", f"cannot be read: {exc.strerror}", rel))
+            return None
 
     def add(self, finding: Finding) -> None:
         self.report.findings.append(finding)
@@ -254,24 +329,23 @@ class _Scan:
 
 def _files(ws: Workspace, paths: Sequence[str], deploy_root: str) -> list[str]:
     """Repository-relative files to check: under .mlops/, or those of ``paths`` that are."""
-    root = ws.root
-    skip = (root / deploy_root).resolve()
-    starts = [root / MLOPS_DIR] if not paths else [Path(p).resolve() for p in paths]
+    root = str(ws.root.resolve())
+    skip = os.path.normpath(os.path.join(root, deploy_root))
+    starts = [os.path.join(root, MLOPS_DIR)] if not paths else \
+        [os.path.realpath(p) for p in paths]
     found: set[str] = set()
     for start in starts:
-        try:
-            rel = start.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            raise UsageError(f"{start} is outside the repository {root}") from None
+        rel = os.path.relpath(start, root).replace(os.sep, "/")
+        if rel.startswith("../") or rel == "..":
+            raise UsageError(f"{start} is outside the repository {root}")
         if not (rel == MLOPS_DIR or rel.startswith(MLOPS_DIR + "/")):
             continue  # pre-commit may pass any file: only the registry's are ours
-        if start.is_file():
+        if os.path.isfile(start):
             found.add(rel)
             continue
         for dirpath, dirnames, filenames in os.walk(start):
-            here = Path(dirpath)
-            dirnames[:] = [d for d in dirnames if (here / d).resolve() != skip]
-            base = here.relative_to(root).as_posix()
+            dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) != skip]
+            base = os.path.relpath(dirpath, root).replace(os.sep, "/")
             found.update(f"{base}/{name}" for name in filenames)
     return sorted(found)
 
@@ -283,55 +357,55 @@ def _deploy_root(ws: Workspace) -> str:
 
 
 def _check_file(scan: _Scan, rel: str) -> None:
-    kind, model = _schema_of(rel)
+    kind, name, version = _kind_of(rel)
     if kind == "other":
         return
-    match = _MODEL_FILE.fullmatch(rel)
-    name = match["model"] if match else None
     if kind == "stray":
         scan.add(Finding("names", "not a registry file (expected model.yaml, "
                          "versions/X.Y.Z.yaml or artifacts/X.Y.Z.zst.dvc)", rel))
         return
-    if name is not None and not T.NAME_RE.fullmatch(name):
+    if name is not None and (name not in scan.legal_names and not T.NAME_RE.fullmatch(name)):
         scan.add(Finding("names", f"'{name}' is not a legal model name (lowercase letters, "
                          "digits, '-' and '_')", rel))
         return
-    version = None
-    if kind in ("manifest", "pointer", "blob"):
-        rest = match["rest"] if match else ""
-        pattern = {"manifest": _VERSION_FILE, "pointer": _POINTER_FILE, "blob": _BLOB_FILE}[kind]
-        vmatch = pattern.fullmatch(rest)
-        version = vmatch["version"] if vmatch else ""
-        if not semver.is_valid(version) or version.startswith("v") \
-                or str(semver.parse(version)) != version:
-            scan.add(Finding("names", f"'{version}' is not a version (X.Y.Z, SemVer 2.0)", rel))
-            return
+    if name is not None:
+        scan.legal_names.add(name)
+    if version is not None and not _legal_version(version):
+        scan.add(Finding("names", f"'{version}' is not a version (X.Y.Z, SemVer 2.0)", rel))
+        return
     if kind == "blob":
         scan.blobs.append(rel)
         return
-    try:
-        content = (scan.ws.root / rel).read_bytes()
-    except OSError as exc:
-        scan.add(Finding("schema", f"cannot be read: {exc.strerror}", rel))
-        return
+    blob = scan.index.get(rel)  # unchanged since `git add`: git knows its id without a read
+    content = None
+    if blob is None:
+        content = scan.read(rel)
+        if content is None:
+            return
+        blob = blob_id(content)
     scan.report.files += 1
-    facts = _facts(scan, rel, kind, model, content)
+    facts = _facts(scan, rel, kind, blob, content)
     if kind == "manifest" and name and version:
         # kept even when invalid: the comparison with the tagged copy still says what changed
-        scan.manifests[(name, f"v{version}")] = (rel, content, facts or {})
+        scan.manifests[(name, f"v{version}")] = (rel, blob, facts or {})
         if facts is not None:
-            _manifest_identity(scan, rel, content, name, version, facts)
+            _manifest_identity(scan, rel, name, version, facts)
     elif facts is not None and kind == "pointer" and name and version:
         scan.pointers[(name, f"v{version}")] = (rel, facts)
 
 
-def _facts(scan: _Scan, rel: str, kind: str, model: type | None,
-           content: bytes) -> dict[str, Any] | None:
+def _facts(scan: _Scan, rel: str, kind: str, blob: str,
+           content: bytes | None) -> dict[str, Any] | None:
     """What later checks need from a valid file (from the cache when the bytes are known)."""
-    blob = blob_id(content)
     cached = scan.cache.get(blob)
-    if cached is not None and cached.get("kind") == kind and kind != "config":
+    if cached is not None and cached.get("kind") == kind:
+        if kind == "config":
+            scan.config = _Config(cached["config"])
         return cached
+    if content is None:
+        content = scan.read(rel)
+        if content is None:
+            return None
     scan.report.parsed += 1
     facts: dict[str, Any] = {"kind": kind}
     if kind == "pointer":
@@ -339,27 +413,27 @@ def _facts(scan: _Scan, rel: str, kind: str, model: type | None,
         if pointer is None:
             return None
         facts.update(pointer)
-    elif model is not None:
-        obj = _validate(rel, content, model, scan.report.findings)
+    elif kind in _SCHEMAS:
+        obj = _validate(rel, content, _schema(kind), scan.report.findings)
         if obj is None:
             return None
         if kind == "config":
             scan.config = obj
+            facts["config"] = obj.model_dump(mode="json")
         if kind == "manifest":
             stored = obj.artifact.stored
             facts.update(model=obj.model, version=obj.version, md5=stored.md5,
                          size=stored.size, sha256=obj.artifact.sha256)
-    if kind != "config":
-        scan.cache.put(blob, facts)
+    scan.cache.put(blob, facts)
     return facts
 
 
-def _manifest_identity(scan: _Scan, rel: str, content: bytes, name: str, version: str,
+def _manifest_identity(scan: _Scan, rel: str, name: str, version: str,
                        facts: dict[str, Any]) -> None:
     for key, expected in (("model", name), ("version", version)):
         if facts.get(key) != expected:
             scan.add(Finding("names", f"the manifest says {key} '{facts.get(key)}' but lives "
-                             f"at {rel}", rel, _line_of_key(content, key), key))
+                             f"at {rel}", rel, _line_of_key(scan.read(rel) or b"", key), key))
 
 
 def _line_of_key(content: bytes, key: str) -> int | None:
@@ -395,31 +469,47 @@ def _check_tags(scan: _Scan, registry: reg.Registry, records: list[Any]) -> None
                              hint="recreate it as an annotated tag, or delete it"))
 
 
-def _tagged_objects(scan: _Scan, registry: reg.Registry, full: bool
-                    ) -> tuple[dict[tuple[str, str], str], dict[str, bytes | None], dict[str, str]]:
-    """One cat-file batch: each registered version's manifest at its tag, and the notes of the
-    commits that stage events point at."""
+def _manifest_rel(model: str, number: str) -> str:
+    # Workspace.manifest_path as a string for our own names: thousands of Path objects cost
+    # more than the check. Other names (written by GTO) take the workspace's own mapping.
+    if T.NAME_RE.fullmatch(model):
+        return f"{MLOPS_DIR}/models/{model}/versions/{number}.yaml"
+    ws = Workspace(Path("/"))
+    return ws.manifest_path(model, number).relative_to("/").as_posix()
+
+
+def _pointer_rel(model: str, number: str) -> str:
+    if T.NAME_RE.fullmatch(model):
+        return f"{MLOPS_DIR}/models/{model}/artifacts/{number}.zst.dvc"
+    ws = Workspace(Path("/"))
+    return ws.pointer_path(model, number).relative_to("/").as_posix()
+
+
+def _tagged_ids(scan: _Scan, registry: reg.Registry, full: bool
+                ) -> tuple[dict[tuple[str, str], str], dict[str, str | None]]:
+    """Each registered version's manifest as committed at its tag: (key -> spec, spec -> blob
+    id), from one ``cat-file --batch-check`` (contents are read only for those that differ)."""
     specs: dict[tuple[str, str], str] = {}
     for state in registry.models.values():
         for entry in state.versions.values():
             key = (state.name, entry.version)
-            if not full and key not in scan.manifests:
-                continue
-            rel = scan.ws.rel(scan.ws.manifest_path(state.name, entry.number))
-            specs[key] = f"{entry.commit}:{rel}"
-    notes: dict[str, str] = {}
-    if full:
-        all_notes = notes_map(scan.ws.root, NOTES_REF)
-        stage_commits = {e.commit for e in registry.history if e.kind == T.ASSIGN}
-        notes = {c: b for c, b in all_notes.items() if c in stage_commits}
-    objects = read_objects(scan.ws.root, [*specs.values(), *notes.values()])
-    return specs, objects, notes
+            if full or key in scan.manifests:
+                specs[key] = f"{entry.commit}:{_manifest_rel(state.name, entry.number)}"
+    # Commits never change, so neither does what they hold: known answers are cached.
+    known = scan.cache.tagged
+    ids: dict[str, str | None] = {s: known[s] or None for s in specs.values() if s in known}
+    fresh = read_ids(scan.ws.root, [s for s in specs.values() if s not in known])
+    for spec, blob in fresh.items():
+        scan.cache.put_tagged(spec, blob)
+    ids.update(fresh)
+    return specs, ids
 
 
-def _check_immutable(scan: _Scan, registry: reg.Registry, specs: dict[tuple[str, str], str],
-                     objects: dict[str, bytes | None]) -> None:
+def _check_immutable(scan: _Scan, specs: dict[tuple[str, str], str],
+                     ids: dict[str, str | None]) -> None:
+    changed: list[tuple[str, str, str, bytes]] = []  # (spec, rel, tag, work-tree bytes)
     for key, spec in specs.items():
-        tagged = objects.get(spec)
+        tagged = ids.get(spec)
         here = scan.manifests.get(key)
         rel = spec.split(":", 1)[1]
         tag = f"{key[0]}@{key[1]}"
@@ -430,22 +520,25 @@ def _check_immutable(scan: _Scan, registry: reg.Registry, specs: dict[tuple[str,
             continue
         if here is None:
             scan.add(Finding("immutable", f"the manifest of {tag} was deleted after its tag",
-                             rel, hint=f"git checkout {spec.split(':')[0][:12]} -- {rel}"))
-            continue
-        if here[1] != tagged:
-            line, key_name = _first_difference(here[1], tagged)
-            scan.add(Finding("immutable", f"edited after its tag {tag}: a registered version's "
-                             "manifest never changes", rel, line, key_name,
-                             f"git checkout {tag} -- {rel}  (register a new version instead)"))
+                             rel, hint=f"git checkout {tag} -- {rel}"))
+        elif here[1] != tagged:
+            changed.append((spec, rel, tag, scan.read(rel) or b""))
+    originals = read_objects(scan.ws.root, [c[0] for c in changed])
+    for spec, rel, tag, content in changed:
+        line, key_name = _first_difference(content, originals.get(spec) or b"")
+        scan.add(Finding("immutable", f"edited after its tag {tag}: a registered version's "
+                         "manifest never changes", rel, line, key_name,
+                         f"git checkout {tag} -- {rel}  (register a new version instead)"))
 
 
 def _check_artifacts(scan: _Scan) -> None:
-    for key, (rel, _content, facts) in scan.manifests.items():
+    root = scan.root
+    for key, (rel, _blob, facts) in scan.manifests.items():
         model, version = key
-        pointer_rel = scan.ws.rel(scan.ws.pointer_path(model, version[1:]))
+        pointer_rel = _pointer_rel(model, version[1:])
         pointer = scan.pointers.get(key)
         if pointer is None:
-            if not (scan.ws.root / pointer_rel).exists():
+            if not os.path.exists(os.path.join(root, pointer_rel)):
                 scan.add(Finding("artifacts", f"{model}@{version} has no DVC pointer "
                                  f"{pointer_rel}: `dvc pull` cannot find its blob", rel,
                                  hint=f"git checkout {model}@{version} -- {pointer_rel}"))
@@ -456,17 +549,21 @@ def _check_artifacts(scan: _Scan) -> None:
                              f"git checkout {model}@{version} -- {pointer[0]}"))
     for key, (prel, _facts_p) in scan.pointers.items():
         if key not in scan.manifests:
-            manifest_rel = scan.ws.rel(scan.ws.manifest_path(key[0], key[1][1:]))
-            if not (scan.ws.root / manifest_rel).exists():
+            manifest_rel = _manifest_rel(key[0], key[1][1:])
+            if not os.path.exists(os.path.join(root, manifest_rel)):
                 scan.add(Finding("artifacts", f"a DVC pointer without a version manifest "
                                  f"({manifest_rel})", prel))
     _check_ignored(scan)
 
 
 def _check_ignored(scan: _Scan) -> None:
-    """Every stored blob path (present or not) must be git-ignored, and none may be tracked."""
-    probes = set(scan.blobs) | {
-        scan.ws.rel(scan.ws.pointer_path(m, v[1:])).removesuffix(".dvc") for m, v in scan.manifests}
+    """Stored blobs must be git-ignored, and none may be tracked. Asked of git for every blob
+    present, and for one blob path per model (where the next fetch would write it)."""
+    probes = set(scan.blobs)
+    one_per_model: dict[str, str] = {}
+    for model, version in scan.manifests:
+        one_per_model.setdefault(model, version)
+    probes |= {_pointer_rel(m, v[1:]).removesuffix(".dvc") for m, v in one_per_model.items()}
     if not probes:
         return
     try:
@@ -488,14 +585,45 @@ def _check_ignored(scan: _Scan) -> None:
                              hint=f"git rm --cached {rel}"))
 
 
-def _pin(scan: _Scan) -> None:
-    from mlopsctl.project import Project
+def _pin_key(scan: _Scan) -> str | None:
+    """What the pin verdict depends on: the governance files' bytes and HEAD (the pin's
+    provenance is read from history). None when a file cannot be read."""
+    from mlopsctl.gitops.refs import head_commit
 
+    parts = [head_commit(scan.ws.root) or ""]
+    signers = getattr(scan.config, "allowed_signers", None)
+    for rel in (".mlops/config.yaml", ".mlops/policy.yaml", ".mlops/access.yaml", signers):
+        if rel:
+            blob = scan.index.get(rel)
+            content = None if blob else scan.read_quietly(rel)
+            parts.append(blob or (blob_id(content) if content is not None else "-"))
+    return "pin:" + blob_id(" ".join(parts).encode())
+
+
+def _pin(scan: _Scan) -> None:
+    """The governance pin (and the allowed-signers pin), through the same public check the
+    writing commands run; a passing verdict is cached for the same files and HEAD."""
     if scan.config is None:
         return  # config.yaml is broken: already a finding
+    key = _pin_key(scan)
+    if key and scan.cache.get(key) is not None:
+        return
+    before = len(scan.report.findings)
+    _run_pin(scan)
+    if key and len(scan.report.findings) == before:
+        scan.cache.put(key, {"kind": "pin"})
+
+
+def _run_pin(scan: _Scan) -> None:
+    from mlopsctl.project import Project
+
     project = Project(scan.ws, scan.config)
     try:
-        project.require_policy_pin()
+        try:
+            project.require_policy_pin()
+        except (AttributeError, TypeError):  # the pin wants more than the cached config has
+            project = Project(scan.ws, _validated_config(scan))
+            project.require_policy_pin()
     except MlopsError as exc:
         scan.add(Finding("pin", exc.message, ".mlops/config.yaml",
                          _line_of_key(scan.ws.config_path.read_bytes(), "constitutional_hash"),
@@ -512,6 +640,13 @@ def _pin(scan: _Scan) -> None:
                              "allowed_signers_hash", exc.hint or ""))
 
 
+def _validated_config(scan: _Scan) -> Any:
+    from mlopsctl import manifests as mf
+
+    scan.config = mf.load(scan.ws.config_path, mf.Config, ".mlops/config.yaml")
+    return scan.config
+
+
 def _report_for(note: bytes | None, env: str) -> dict[str, Any] | None:
     if not note:
         return None
@@ -524,30 +659,42 @@ def _report_for(note: bytes | None, env: str) -> dict[str, Any] | None:
     return report if isinstance(report, dict) else None
 
 
-def _check_gates(scan: _Scan, registry: reg.Registry, objects: dict[str, bytes | None],
-                 notes: dict[str, str]) -> None:
+_NEEDS_REPORT = "needs a report"
+
+
+def _check_gates(scan: _Scan, registry: reg.Registry) -> None:
     environments = scan.config.environments if scan.config is not None else {}
+    verdicts: list[tuple[reg.ModelState, reg.Event, str]] = []
     for state in registry.models.values():
         assigns = sorted((e for e in state.events if e.kind == T.ASSIGN and e.stage),
                          key=lambda e: (e.timestamp, e.counter or 0))
         for i, event in enumerate(assigns):
-            earlier = assigns[:i]
-            problem = _gate_problem(state, event, earlier, environments, objects, notes)
+            problem = _gate_problem(scan, state, event, assigns[:i], environments)
             if problem:
-                scan.add(Finding("gates", f"{event.tag}: {problem}",
-                                 hint=f"mlopsctl validate {state.name}@"
-                                 f"{(event.version or 'VERSION').removeprefix('v')} "
-                                 f"--env {event.stage}  (then promote with mlopsctl)"))
+                verdicts.append((state, event, problem))
+    # Reports are read only for the stage tags that were not recorded by a passing promotion.
+    wanted = {e.commit for _, e, p in verdicts if p == _NEEDS_REPORT}
+    notes = {c: b for c, b in notes_map(scan.ws.root, NOTES_REF).items() if c in wanted} \
+        if wanted else {}
+    contents = read_objects(scan.ws.root, list(notes.values()))
+    for state, event, problem in verdicts:
+        if problem == _NEEDS_REPORT:
+            note = contents.get(notes.get(event.commit, ""))
+            problem = _report_problem(scan, state, event, note) or ""
+        if problem:
+            scan.add(Finding("gates", f"{event.tag}: {problem}",
+                             hint=f"mlopsctl validate {state.name}@"
+                             f"{(event.version or 'VERSION').removeprefix('v')} "
+                             f"--env {event.stage}  (then promote with mlopsctl)"))
 
 
-def _gate_problem(state: reg.ModelState, event: reg.Event, earlier: list[reg.Event],
-                  environments: dict[str, Any], objects: dict[str, bytes | None],
-                  notes: dict[str, str]) -> str | None:
+def _gate_problem(scan: _Scan, state: reg.ModelState, event: reg.Event,
+                  earlier: list[reg.Event], environments: dict[str, Any]) -> str | None:
+    """What is wrong with one assignment, None, or _NEEDS_REPORT (the note must say)."""
     env, version = event.stage or "", event.version or ""
-    entry = state.versions.get(version)
-    if entry is None:
+    if version not in state.versions:
         return f"assigns {env} to commit {event.commit[:12]}, which has no registered version"
-    data = event.data if "mlopsctl:" in event.message else {}
+    data = scan.event_data(event)
     if data.get("rollback") is True:
         if any(e.stage == env and e.version == version for e in earlier):
             return None
@@ -561,13 +708,20 @@ def _gate_problem(state: reg.ModelState, event: reg.Event, earlier: list[reg.Eve
     if data.get("event") == "promote" and isinstance(validation, dict) \
             and validation.get("passed") is True:
         return None
-    report = _report_for(objects.get(notes.get(event.commit, "")), env)
-    sha = _SHA.search(entry.registration.message)
+    return _NEEDS_REPORT
+
+
+def _report_problem(scan: _Scan, state: reg.ModelState, event: reg.Event,
+                    note: bytes | None) -> str | None:
+    env = event.stage or ""
+    report = _report_for(note, env)
+    sha = _SHA.search(state.versions[event.version or ""].registration.message)
     if report and report.get("passed") is True and \
             (sha is None or report.get("artifact_sha256") == sha.group(1)):
         return None
-    how = "not recorded by `mlopsctl promote` (gto assign, or a tag by hand)" if not data \
-        else "recorded without a passing validation"
+    recorded = bool(scan.event_data(event).get("recorded"))
+    how = "recorded without a passing validation" if recorded \
+        else "not recorded by `mlopsctl promote` (gto assign, or a tag by hand)"
     return f"{how}, and no passing validation report for {env} is in the version's note"
 
 
@@ -577,7 +731,7 @@ def _check_remote(scan: _Scan) -> None:
 
     if scan.config is None:
         return
-    project = Project(scan.ws, scan.config)
+    project = Project(scan.ws, _validated_config(scan))
     try:
         missing, checked = missing_blobs(project)
     except MlopsError as exc:
@@ -600,6 +754,7 @@ def run_checks(start: Path | None = None, paths: Sequence[str] = (), remote: boo
     scan = _Scan(ws, report, _Cache(ws.git_dir / "mlopsctl" / "check-cache.json"))
     full = not paths
     files = _files(ws, paths, _deploy_root(ws))
+    scan.index = unchanged_ids(ws.root, MLOPS_DIR)
     if ws.rel(ws.config_path) not in files:
         files.insert(0, ws.rel(ws.config_path))  # needed by the pin and gates checks
     for rel in files:
@@ -608,12 +763,13 @@ def run_checks(start: Path | None = None, paths: Sequence[str] = (), remote: boo
     records = read_tags(ws.root)
     registry = reg.build(records)
     report.tags = len(records)
-    specs, objects, notes = _tagged_objects(scan, registry, full)
-    _check_immutable(scan, registry, specs, objects)
+    scan.tag_objects = {r.name: r.tag_sha for r in records if r.annotated}
+    specs, ids = _tagged_ids(scan, registry, full)
+    _check_immutable(scan, specs, ids)
     _check_artifacts(scan)
     if full:
         _check_tags(scan, registry, records)
-        _check_gates(scan, registry, objects, notes)
+        _check_gates(scan, registry)
     if remote:
         _check_remote(scan)
     scan.cache.save()
