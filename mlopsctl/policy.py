@@ -268,3 +268,50 @@ def forecast(policy: mf.Policy, manifest: mf.VersionManifest,
     static = mf.Policy(rules=[r for r in policy.rules if r.check in STATIC_CHECKS])
     pending = [r for r in policy.rules if r.check not in STATIC_CHECKS]
     return Forecast(evaluate(static, evidence).outcomes, pending)
+
+
+# --- saying what failed --------------------------------------------------------------------------
+
+
+def _number(value: float, percent: bool) -> str:
+    return f"{value * 100:.3g} %" if percent else f"{value:.4g}"
+
+
+def failure_line(report: Mapping[str, Any]) -> str:
+    """One line naming every failed gate of a validation report, with its value and bound, and
+    for compliance the rules that failed: ``failed staging gates: compliance 64.7 % < 95 %
+    (reported-metrics-honest, card-complete, lineage-recorded)``."""
+    env = report.get("environment", "?")
+    if report.get("status") in ("refused", "error"):
+        return f"could not be scored for {env}: {report.get('error')}"
+    parts = []
+    for gate in report.get("gates", []):
+        if gate.get("passed", True) or gate.get("value") is None:
+            continue
+        name, value = gate["gate"], float(gate["value"])
+        percent = name == "compliance"
+        if gate.get("min") is not None and value < gate["min"]:
+            text = f"{name} {_number(value, percent)} < {_number(gate['min'], percent)}"
+        else:
+            text = f"{name} {_number(value, percent)} > {_number(gate['max'], percent)}"
+        if percent:
+            rules = [r["id"] for r in report.get("compliance", {}).get("rules", [])
+                     if r.get("applicable", True) and not r.get("passed")]
+            text += f" ({', '.join(rules)})" if rules else ""
+        parts.append(text)
+    return f"failed {env} gates: " + ("; ".join(parts) or "unknown")
+
+
+def failure_hint(report: Mapping[str, Any]) -> str | None:
+    """What fixes the failed rules that a new validation cannot fix by itself."""
+    model = report.get("model", "MODEL")
+    failed = {r["check"] for r in report.get("compliance", {}).get("rules", [])
+              if r.get("applicable", True) and not r.get("passed")}
+    hints = []
+    if "card_fields" in failed:
+        hints.append(f"complete the card: mlopsctl card {model} --description TEXT "
+                     "--intended-use TEXT")
+    if "lineage_present" in failed:
+        hints.append(f"lineage is immutable: register a new version with its data "
+                     f"(mlopsctl bump {model} --data PATH)")
+    return "; ".join(hints) or None

@@ -283,8 +283,11 @@ def promote(project: Project, model: str, version: str | None, env: str,
         report = validate(project, ValidateRequest(ref=f"{model}@{entry.number}", env=env),
                           reporter)
         if not report.get("passed"):
-            raise CheckFailed(f"{model}@{entry.number} failed validation for {env}",
-                              hint=f"mlopsctl validate {model}@{entry.number} --env {env}")
+            from mlopsctl.policy import failure_hint, failure_line
+
+            raise CheckFailed(f"{model}@{entry.number} {failure_line(report)}",
+                              hint=failure_hint(report)
+                              or f"mlopsctl validate {model}@{entry.number} --env {env}")
     assert report is not None
     summary = validation_summary(report)
 

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ class ValidateRequest:
     target: str | None = None
     latency_runs: int = 200
     timeout: float = 600.0
+    remember: bool = True  # a holdout given with --data goes into a card that has none
+    drop: list[str] = field(default_factory=list)  # holdout columns that are no feature (IDs)
 
 
 def _holdout(project: Project, req: ValidateRequest, model: str) -> tuple[Path, str, bool]:
@@ -46,7 +48,7 @@ def _holdout(project: Project, req: ValidateRequest, model: str) -> tuple[Path, 
     if req.data is not None:
         if not req.target:
             raise UsageError("--data needs --target COLUMN")
-        learn = card is None or card.holdout is None
+        learn = req.remember and (card is None or card.holdout is None)
         return Path(req.data), req.target, learn
     if card and card.holdout:
         return project.root / card.holdout.path, req.target or card.holdout.target, False
@@ -140,7 +142,7 @@ def validate(project: Project, req: ValidateRequest, reporter: Reporter | None =
         restore_to(project, manifest, artifact, reporter)
         result = run_worker({
             "artifact": str(artifact), "format": manifest.artifact.format,
-            "holdout": str(holdout.resolve()), "target": target,
+            "holdout": str(holdout.resolve()), "target": target, "drop": list(req.drop),
             "latency_runs": req.latency_runs, "warmup": 10,
         }, req.timeout)
 
@@ -181,7 +183,7 @@ def validate(project: Project, req: ValidateRequest, reporter: Reporter | None =
         timings=result.get("timings", {}),
     )
     if learn:
-        _learn_holdout(project, manifest.model, holdout, target)
+        report["holdout_remembered"] = _learn_holdout(project, manifest.model, holdout, target)
     _store(project, found.entry.commit, req.env, report)
     return report
 
@@ -220,7 +222,7 @@ def _store(project: Project, commit: str, env: str, report: dict[str, Any]) -> N
         merge_note(project.root, commit, NOTE_SECTION, env, report)
 
 
-def _learn_holdout(project: Project, model: str, holdout: Path, target: str) -> None:
+def _learn_holdout(project: Project, model: str, holdout: Path, target: str) -> bool:
     """Remember the holdout in the model card (committed), when it lies inside the repo."""
     from mlopsctl.fsio import file_lock
     from mlopsctl.gitops import refs
@@ -228,7 +230,7 @@ def _learn_holdout(project: Project, model: str, holdout: Path, target: str) -> 
     try:
         rel = holdout.resolve().relative_to(project.root).as_posix()
     except ValueError:
-        return
+        return False
     ws = project.ws
     with file_lock(ws.lock_path):
         card = project.card(model) or mf.ModelCard(name=model)
@@ -237,6 +239,7 @@ def _learn_holdout(project: Project, model: str, holdout: Path, target: str) -> 
         head = refs.head_commit(project.root)
         refs.commit_files(project.root, files, f"mlopsctl: {model} holdout is {rel}", head)
         refs.sync_worktree(project.root, files)
+    return True
 
 
 def latest_report(project: Project, commit: str, env: str) -> dict[str, Any] | None:

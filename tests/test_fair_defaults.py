@@ -99,3 +99,36 @@ def test_forecast_judges_static_rules_and_bounds_the_best_compliance() -> None:
     assert fc.best_compliance == pytest.approx(4 / 7)
     full = mf.ModelCard(name="churn", owner="ada", intended_use="tests")
     assert pol.forecast(policy, manifest(), full).best_compliance == 1.0
+
+
+# --- a failed gate names what failed ------------------------------------------------------------
+
+
+def report(gates: list[dict[str, Any]], rules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"model": "churn", "environment": "staging", "status": "failed", "gates": gates,
+            "compliance": {"rules": rules}}
+
+
+def test_failure_line_names_the_gate_its_value_its_bound_and_the_failed_rules() -> None:
+    rules = [{"id": "reported-metrics-honest", "check": "reported_consistent", "passed": False},
+             {"id": "accuracy-floor", "check": "metric_threshold", "passed": True},
+             {"id": "r2-floor", "check": "metric_threshold", "passed": True,
+              "applicable": False},
+             {"id": "card-complete", "check": "card_fields", "passed": False},
+             {"id": "lineage-recorded", "check": "lineage_present", "passed": False}]
+    gates = [{"gate": "accuracy", "min": 0.85, "max": None, "value": 0.9, "passed": True},
+             {"gate": "compliance", "min": 0.95, "max": None, "value": 0.647, "passed": False}]
+    line = pol.failure_line(report(gates, rules))
+    assert line == ("failed staging gates: compliance 64.7 % < 95 % "
+                    "(reported-metrics-honest, card-complete, lineage-recorded)")
+    hint = pol.failure_hint(report(gates, rules)) or ""
+    assert "mlopsctl card churn" in hint and "mlopsctl bump churn --data PATH" in hint
+
+
+def test_failure_line_names_metric_and_latency_gates() -> None:
+    gates = [{"gate": "accuracy", "min": 0.85, "max": None, "value": 0.8123, "passed": False},
+             {"gate": "latency_p95_ms", "min": None, "max": 1500, "value": 1800.5,
+              "passed": False},
+             {"gate": "roc_auc", "min": 0.9, "max": None, "value": None, "passed": True}]
+    assert pol.failure_line(report(gates, [])) == (
+        "failed staging gates: accuracy 0.8123 < 0.85; latency_p95_ms 1800 > 1500")

@@ -17,33 +17,48 @@ from mlopsctl.cli import console
 @click.option("--data", type=click.Path(path_type=Path), metavar="PATH",
               help="Holdout set (CSV or Parquet); remembered in the model card.")
 @click.option("--target", metavar="COLUMN", help="The holdout's label column.")
+@click.option("--drop", multiple=True, metavar="COLUMN",
+              help="A holdout column that is no feature, e.g. an ID (repeatable).")
+@click.option("--no-remember", "remember", flag_value=False, default=True,
+              help="Do not record --data/--target in the model card.")
 @click.option("--latency-runs", default=200, show_default=True, type=click.IntRange(1, 100000),
               help="Single-row predictions timed for the latency figures.")
 @click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds the model may take to load and score before it is stopped.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def command(ref: str, env: str, data: Path | None, target: str | None, latency_runs: int,
-            timeout: float, as_json: bool) -> None:
+def command(ref: str, env: str, data: Path | None, target: str | None, drop: tuple[str, ...],
+            remember: bool, latency_runs: int, timeout: float, as_json: bool) -> None:
     """Validate a version against an environment's gates, on recomputed evidence.
 
     Fetches the artifact (sha256 checked first), loads it safely in a separate process
     (pickles are inspected and any code outside the scientific stack is refused), recomputes
     accuracy/precision/recall/F1/ROC AUC (or MAE/RMSE/R2) on the holdout, measures latency,
     scores the policy, and stores the report as a git note on the version's commit.
-    Exits 0 when every gate passes, 1 when any fails.
+    Exits 0 when every gate passes, 1 when any fails. A holdout given with --data is recorded
+    in a model card that has none (a commit, said on stderr; --no-remember to avoid it), so
+    later validations and promotions use it.
 
     \b
     Example:
       mlopsctl validate churn@1.2.0 --data data/holdout.csv --target churned
       mlopsctl validate churn@latest --env production --json
+      mlopsctl validate churn@1.2.0 --data data/holdout.csv --target churned --drop customer_id
     """
     from mlopsctl.errors import CheckFailed
+    from mlopsctl.policy import failure_hint, failure_line
     from mlopsctl.project import Project
     from mlopsctl.validation import ValidateRequest, validate
 
     req = ValidateRequest(ref=ref, env=env, data=data, target=target,
-                          latency_runs=latency_runs, timeout=timeout)
+                          latency_runs=latency_runs, timeout=timeout, drop=list(drop),
+                          remember=remember)
     report = validate(Project.open(), req, console.ProgressReporter())
+    if report.get("holdout_remembered"):
+        model, holdout = report["model"], report["holdout"]
+        console.note(f"note: recorded {holdout['path']} (target '{holdout['target']}') as the "
+                     f"holdout in {model}'s model card (committed); later validations and "
+                     f"promotions use it. Undo: mlopsctl card {model} --no-holdout; avoid: "
+                     "--no-remember")
     if as_json:
         console.emit_json(report)
     else:
@@ -56,9 +71,8 @@ def command(ref: str, env: str, data: Path | None, target: str | None, latency_r
         raise CheckFailed(f"{report['model']}@{report['version']} could not be scored: "
                           f"{report['error']}")
     if not report["passed"]:
-        failed = [g["gate"] for g in report["gates"] if not g["passed"]]
-        raise CheckFailed(f"{report['model']}@{report['version']} failed {report['environment']}"
-                          f" gates: {', '.join(failed)}")
+        raise CheckFailed(f"{report['model']}@{report['version']} {failure_line(report)}",
+                          hint=failure_hint(report))
 
 
 def _fmt(value: Any) -> str:
