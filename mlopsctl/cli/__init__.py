@@ -2,6 +2,8 @@
 
 ``main`` is the one error boundary: MlopsError -> ``error:``/``hint:`` and its exit code, click
 usage errors -> 2, Ctrl-C -> 130, anything else -> 4 with the traceback saved to a log file.
+Under ``--json`` an error is also a JSON object on stdout (``{"error", "hint", "exit_code"}``),
+unless the command had already written its document.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("init", "Make this git repository a model registry."),
     "bump": ("bump", "Register the next version of a model."),
     "show": ("show", "List models, or the versions of one model."),
-    "history": ("history", "Show the registry's events, newest last."),
+    "history": ("history", "Show the registry's events, newest first."),
     "fetch": ("fetch", "Restore a verified copy of a version's artifact."),
     "verify": ("verify", "Re-check stored artifacts end to end."),
     "validate": ("validate", "Validate a version against an environment's gates."),
@@ -71,7 +73,8 @@ class LazyGroup(click.Group):
 )
 @click.version_option(__version__, "-V", "--version", prog_name="mlopsctl")
 @click.option("-C", "directory", metavar="PATH", help="Run as if started in PATH.")
-@click.option("--traceback", is_flag=True, hidden=True, help="Show tracebacks of internal errors.")
+@click.option("--traceback", is_flag=True,
+              help="Print the traceback of an error (also MLOPSCTL_TRACEBACK=1).")
 def cli(directory: str | None, traceback: bool) -> None:
     """mlopsctl: a Git-native model registry and release tool.
 
@@ -97,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args or os.environ.get("MLOPSCTL_TRACEBACK") == "1"
+    as_json = "--json" in (args[: args.index("--")] if "--" in args else args)
+    from mlopsctl.cli import console
+
+    console.reset_json_written()  # main may run several times in one process (tests, api)
     try:
         cli.main(args=args, prog_name="mlopsctl", standalone_mode=False)
     except MlopsError as exc:
@@ -107,27 +114,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(f"error: {exc.message}")
         if exc.hint:
             _err(f"hint: {exc.hint}")
-        return int(exc.exit_code)
+        return _json_error(as_json, exc.message, exc.hint, int(exc.exit_code))
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        return int(ExitCode.USAGE)
+        ctx = getattr(exc, "ctx", None)
+        hint = f"{ctx.command_path} --help" if ctx is not None else "mlopsctl --help"
+        return _json_error(as_json, exc.format_message(), hint, int(ExitCode.USAGE))
     except (KeyboardInterrupt, click.exceptions.Abort):
         _err("interrupted")
-        return int(ExitCode.INTERRUPTED)
+        return _json_error(as_json, "interrupted", None, int(ExitCode.INTERRUPTED))
     except BrokenPipeError:
         return int(ExitCode.OK)
     except Exception:
-        return _report_bug(show_traceback)
+        return _report_bug(show_traceback, as_json)
     return int(ExitCode.OK)
+
+
+def _json_error(as_json: bool, message: str, hint: str | None, code: int) -> int:
+    """Under --json, the error as a JSON object on stdout too (scripts parse stdout), unless
+    the command already wrote its document there. Returns ``code``."""
+    from mlopsctl.cli import console
+
+    if as_json and not console.json_written():
+        console.emit_json({"error": message, "hint": hint, "exit_code": code})
+    return code
 
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-def _report_bug(show_traceback: bool) -> int:
+def _report_bug(show_traceback: bool, as_json: bool = False) -> int:
     import tempfile
     import traceback
 
@@ -138,6 +157,7 @@ def _report_bug(show_traceback: bool) -> int:
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     last = text.strip().splitlines()[-1]
+    hint = f"this is a bug in mlopsctl; the traceback is in {path} (or rerun with --traceback)"
     _err(f"error: internal error: {last}")
-    _err(f"hint: this is a bug in mlopsctl; the traceback is in {path} (or rerun with --traceback)")
-    return 4
+    _err(f"hint: {hint}")
+    return _json_error(as_json, f"internal error: {last}", hint, 4)

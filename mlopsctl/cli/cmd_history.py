@@ -14,8 +14,9 @@ from mlopsctl.cli import console
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON (the same fields as `gto history --json`), newest first.")
 @click.option("--details", is_flag=True,
-              help="With --json: add each event's structured record under 'mlopsctl' (actor, "
-              "previous version, slot, validation summary, rollback).")
+              help="Add each event's structured record (actor, previous version, slot, "
+              "validation summary, rollback, hashes): under 'mlopsctl' with --json, as a "
+              "'details' column otherwise.")
 def command(model: str | None, as_json: bool, details: bool) -> None:
     """Show every event: registrations, promotions, rollbacks, deprecations — who, when, what,
     from which version, why, and the validation it relied on.
@@ -23,6 +24,7 @@ def command(model: str | None, as_json: bool, details: bool) -> None:
     \b
     Example:
       mlopsctl history
+      mlopsctl history churn --details
       mlopsctl history churn --json --details
     """
     from mlopsctl import registry as reg
@@ -45,17 +47,22 @@ def command(model: str | None, as_json: bool, details: bool) -> None:
     if not events:
         console.note("No events yet.")
         return
-    t = console.table("when", "model", "event", "version", "env", "from", "who", "why",
-                      "validation")
-    rows = [(e.timestamp, e.priority, e.counter or 0, _semver_key(e.version), _row(e))
-            for e in events]
+    columns = ["when", "model", "event", "version", "env", "from", "who", "why", "validation"]
+    t = console.table(*columns, *(["details"] if details else []))
+    rows = [(e.timestamp, e.priority, e.counter or 0, _semver_key(e.version),
+             _row(e) + ([_details(e.data)] if details else [])) for e in events]
     if model is None:  # policy acceptances are registry-wide events
-        rows += _policy_rows(ws.root)
-    # Oldest first reads like a log; within one second, by GTO's priority, then counter.
-    for *_, row in sorted(rows, key=lambda r: r[:4]):
+        rows += [(*key, row + ([""] if details else [])) for *key, row in _policy_rows(ws.root)]
+    # Newest first, as --json and `gto history`; within one second, by GTO's priority, then
+    # counter (the later event first).
+    for *_, row in sorted(rows, key=lambda r: r[:4], reverse=True):
         t.add_row(*row)
     for col in t.columns[:6]:
         col.no_wrap = True
+    if details:
+        widest = max((len(line) for *_, row in rows for line in row[-1].splitlines()), default=0)
+        t.columns[-1].overflow = "fold"
+        t.columns[-1].min_width = min(widest, 64)
     console.out().print(t)
 
 
@@ -72,6 +79,29 @@ def _policy_rows(root: Any) -> list[tuple[Any, ...]]:
             "-", acc["previous"] or "-", acc["actor"].split(" <")[0],
             acc["message"] or "re-pinned the policy", ""]))
     return rows
+
+
+# What the table's other columns already show of an event's record.
+_SHOWN = {"event", "rollback", "previous_version", "parent_version", "validation", "message",
+          "actor", "version", "environment", "schema_version"}
+
+
+def _details(data: dict[str, Any]) -> str:
+    """The rest of an event's structured record, as ``key=value`` lines."""
+    import json
+
+    parts = []
+    for key, value in data.items():
+        if key in _SHOWN or value in (None, "", [], {}):
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        parts.append(f"{key}={text}")
+    validation = data.get("validation") or {}
+    for key, value in sorted(validation.items()):
+        if key != "compliance" and value not in (None, "", [], {}):
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            parts.append(f"validation.{key}={text}")
+    return "\n".join(parts)  # one pair a line: the cell stays narrow
 
 
 def _semver_key(version: str | None) -> tuple[object, ...]:

@@ -24,7 +24,6 @@ def command(model: str | None, env: str | None, as_json: bool) -> None:
       mlopsctl status
       mlopsctl status churn --env production --json
     """
-    from mlopsctl.errors import CheckFailed
     from mlopsctl.project import Project
     from mlopsctl.promotion import status
 
@@ -56,7 +55,18 @@ def command(model: str | None, env: str | None, as_json: bool) -> None:
         console.note(f"{len(absent)} deployment(s) not on this machine: `mlopsctl sync` "
                      "deploys them here")
     if bad:
-        raise CheckFailed("targets out of sync: " + ", ".join(bad), hint="mlopsctl sync")
+        raise out_of_sync(bad, as_json)
+
+
+def out_of_sync(bad: list[str], as_json: bool = False, first: int = 5) -> Exception:
+    """The error for out-of-sync targets: a count and the first few, not every one of them
+    (the table or the JSON lists them all)."""
+    from mlopsctl.errors import CheckFailed
+
+    shown = ", ".join(bad[:first]) + (f" and {len(bad) - first} more" if len(bad) > first else "")
+    where = "the JSON above" if as_json else "the table above"
+    return CheckFailed(f"{len(bad)} target(s) out of sync: {shown}",
+                       hint=f"mlopsctl sync ({where} lists every target)")
 
 
 def _slot(row: dict[str, object], slot: str) -> str:

@@ -10,10 +10,22 @@ from typing import Any
 from mlopsctl.progress import Reporter
 
 PROGRESS_MIN_BYTES = 8 << 20
+_written = {"json": False}
 
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=4, default=str) + "\n")
+    _written["json"] = True
+
+
+def json_written() -> bool:
+    """Whether this process already wrote a JSON document to stdout (then an error must not
+    add a second one); reset by ``reset_json_written``."""
+    return _written["json"]
+
+
+def reset_json_written() -> None:
+    _written["json"] = False
 
 
 def out():
@@ -54,19 +66,9 @@ class ProgressReporter(Reporter):
     def start(self, label: str, total: int) -> None:
         if not self.enabled or total < PROGRESS_MIN_BYTES:
             return
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import Progress
 
-        self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-            TransferSpeedColumn(), TimeRemainingColumn(), console=err(), transient=True,
-        )
+        self._progress = Progress(*progress_columns(), console=err(), transient=True)
         self._progress.start()
         self._task = self._progress.add_task(label, total=total)
 
@@ -81,6 +83,28 @@ class ProgressReporter(Reporter):
 
     def note(self, text: str) -> None:
         note(text)
+
+
+def progress_columns() -> list[Any]:
+    """The progress bar's columns, sizes and speed in binary units (MiB, MiB/s) as everywhere
+    else (rich's defaults are decimal: MB)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        ProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Speed(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("-" if speed is None else f"{human_size(int(speed))}/s",
+                        style="progress.data.speed")
+
+    return [TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
+            Speed(), TimeRemainingColumn()]
 
 
 def warn_policy_drift(ws: Any) -> None:
