@@ -82,6 +82,7 @@ class CheckReport:
     parsed: int = 0  # files parsed this run (the others' verdicts came from the cache)
     tags: int = 0
     blobs_checked: int | None = None  # with remote=True
+    outgoing: list[str] | None = None  # with push_remote: the tags the push would send
 
     @property
     def ok(self) -> bool:
@@ -90,7 +91,7 @@ class CheckReport:
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "findings": [f.to_json() for f in self.findings],
                 "checked": {"files": self.files, "parsed": self.parsed, "tags": self.tags,
-                            "remote_blobs": self.blobs_checked}}
+                            "remote_blobs": self.blobs_checked, "outgoing_tags": self.outgoing}}
 
 
 class _Config:
@@ -744,10 +745,49 @@ def _check_remote(scan: _Scan) -> None:
                          hint="push it from a clone that has it, or deregister the version"))
 
 
-def run_checks(start: Path | None = None, paths: Sequence[str] = (), remote: bool = False
-               ) -> CheckReport:
+def _unpushed(root: Path, remote: str, names: set[str]) -> set[str]:
+    """Those of ``names`` (tag names) that ``remote`` does not have: one ``git ls-remote``."""
+    from mlopsctl.errors import EnvironmentProblem
+
+    try:
+        out = git(root, "ls-remote", "--tags", remote).decode(errors="replace")
+    except GitFailed as exc:
+        raise EnvironmentProblem(f"cannot list the tags of git remote '{remote}': "
+                                 f"{exc.stderr.strip()}",
+                                 hint="check the remote's name and that it is reachable") from exc
+    theirs = {line.split("\t", 1)[1].removeprefix("refs/tags/").removesuffix("^{}")
+              for line in out.splitlines() if "\t" in line}
+    return names - theirs
+
+
+def _check_push(scan: _Scan, records: list[Any], remote: str) -> None:
+    """Before a push: the registry tags the remote lacks must carry valid signatures, where
+    ``signing: required``."""
+    from mlopsctl.project import Project
+    from mlopsctl.signing import verify_signatures
+
+    events = {r.name for r in records if r.annotated and T.parse_tag(r.name) is not None}
+    outgoing = _unpushed(scan.ws.root, remote, events)
+    scan.report.outgoing = sorted(outgoing)
+    if not outgoing or scan.config is None or scan.config.signing != "required":
+        return
+    project = Project(scan.ws, _validated_config(scan))
+    try:
+        checks = verify_signatures(project)
+    except MlopsError as exc:
+        scan.add(Finding("signatures", exc.message, ".mlops/config.yaml", hint=exc.hint or ""))
+        return
+    for check in checks:
+        if check.tag in outgoing and not check.ok:
+            scan.add(Finding("signatures", f"{check.tag} (not yet on {remote}): {check.problem}",
+                             hint="sign it (git tag -s) or delete it before pushing"))
+
+
+def run_checks(start: Path | None = None, paths: Sequence[str] = (), remote: bool = False,
+               push_remote: str | None = None) -> CheckReport:
     """Every check, every finding. With ``paths`` (as pre-commit passes them), only those files
-    are checked, plus the pins; without, the whole registry: files, tags, stage events."""
+    are checked, plus the pins; without, the whole registry: files, tags, stage events. With
+    ``push_remote``, also the signatures of the tags that remote does not have yet."""
     ws = Workspace.find(start)
     ws.require_initialized()
     report = CheckReport(ws.root)
@@ -772,6 +812,8 @@ def run_checks(start: Path | None = None, paths: Sequence[str] = (), remote: boo
         _check_gates(scan, registry)
     if remote:
         _check_remote(scan)
+    if push_remote:
+        _check_push(scan, records, push_remote)
     scan.cache.save()
     return report
 
