@@ -376,3 +376,79 @@ def test_racing_registrations_of_one_version_resolve_by_the_hint(team: Team, tmp
     ok(team.a, "pull")
     git(team.a, "pull", "-q", "--no-rebase", "origin", "main")
     assert ok(team.a, "show", "m", "--json").out == ok(b, "show", "m", "--json").out
+
+
+# --- remote migrate: every blob copied, verified, then the switch --------------------------------
+
+
+def store_of(where: Path) -> Path:
+    from mlopsctl.project import Project
+
+    base = Project.open(where).remote.local_dir
+    assert base is not None
+    return base
+
+
+def objects(base: Path) -> dict[str, bytes]:
+    root = base / "files" / "md5"
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_remote_migrate_copies_every_blob_verified_then_switches(team: Team, tmp_path: Path
+                                                                 ) -> None:
+    for i in range(1, 4):
+        bump(team.a, f"0.{i}.0", f"model {i}".encode() * 100)
+    ok(team.a, "gc", "--keep-last", "2")  # 0.1.0 collected
+    old = store_of(team.a)
+    before = objects(old)
+    new = tmp_path / "new-store"
+
+    doc = json.loads(ok(team.a, "remote", "migrate", str(new), "--json").out)
+    assert doc["copied"] == 2 and doc["collected"] == 1 and doc["commit"]
+    assert objects(new) == before  # byte for byte
+    assert len(list((new / "mlopsctl-collected").iterdir())) == 1
+    assert str(new) in git(team.a, "show", "HEAD:.dvc/config")
+    assert git(team.a, "status", "--porcelain", "--", ".dvc") == ""
+
+    import shutil
+
+    shutil.rmtree(old)  # the old store can go: everything reads from the new one
+    checked = json.loads(ok(team.a, "verify", "--json").out)
+    assert checked["ok"] and [v["skipped"] for v in checked["versions"]] == [True, False, False]
+    ok(team.a, "fetch", "m@0.3.0", "-o", tmp_path / "three.bin")
+    assert (tmp_path / "three.bin").read_bytes() == b"model 3" * 100
+
+    ok(team.a, "push")
+    fresh = clone(team, "fresh")
+    pulled = subprocess.run([str(DVC), "pull"], cwd=fresh, capture_output=True, text=True,
+                            check=False)
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    again = json.loads(ok(team.a, "remote", "migrate", str(tmp_path / "third"), "--json").out)
+    assert again["copied"] == 2
+
+
+def test_remote_migrate_stops_before_the_switch_on_a_lost_blob(team: Team, tmp_path: Path
+                                                                ) -> None:
+    from mlopsctl.project import Project
+
+    bump(team.a, "0.1.0", b"one")
+    bump(team.a, "0.2.0", b"two")
+    manifest = Project.open(team.a).manifest("m", "0.1.0")
+    assert manifest is not None
+    Project.open(team.a).remote.object_path(manifest.artifact.stored.md5).unlink()
+    head, config = git(team.a, "rev-parse", "HEAD"), (team.a / ".dvc" / "config").read_text()
+    result = on(team.a, "remote", "migrate", str(tmp_path / "new"))
+    assert result.code == 1, result
+    assert "1 version(s) have no blob" in result.err and "m@0.1.0" in result.err
+    assert "nothing was migrated" in result.err
+    assert git(team.a, "rev-parse", "HEAD") == head
+    assert (team.a / ".dvc" / "config").read_text() == config
+    assert not (tmp_path / "new").exists()
+
+
+def test_remote_migrate_refuses_the_same_remote_and_cloud_urls(team: Team) -> None:
+    bump(team.a, "0.1.0", b"one")
+    same = on(team.a, "remote", "migrate", str(store_of(team.a)))
+    assert same.code == 2 and "is the registry's remote already" in same.err
+    cloud = on(team.a, "remote", "migrate", "s3://bucket/models")
+    assert cloud.code == 2 and "local-directory remotes only" in cloud.err

@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("push", "Send registry tags, notes and the branch to a git remote."),
     "pull": ("pull", "Fetch the team's registry tags and notes; merge the notes."),
     "gc": ("gc", "Remove stored blobs of versions no longer needed."),
+    "remote": ("remote", "Move the stored blobs to a new artifact remote."),
     "policy": ("policy", "Show, check and accept the policy (the constitution)."),
     "doctor": ("doctor", "Check the repository's health."),
     "check": ("check", "Check the registry's files, pins and events (pre-commit, CI)."),
