@@ -271,8 +271,13 @@ def promote(project: Project, model: str, version: str | None, env: str,
 
     approvers = approvals.require(project, entry.commit, manifest, env, environment, actor.email)
 
+    from mlopsctl.trust import report_problem
+
     report = latest_report(project, entry.commit, env)
-    if not report_is_fresh(report, manifest, policy_hash):
+    distrust = report_problem(project, report, env) if report else None
+    if distrust:
+        reporter.note(f"not using the stored report: {distrust}")
+    if distrust or not report_is_fresh(report, manifest, policy_hash):
         card = project.card(model)
         if card is None or card.holdout is None:
             raise CheckFailed(
@@ -288,6 +293,10 @@ def promote(project: Project, model: str, version: str | None, env: str,
             raise CheckFailed(f"{model}@{entry.number} {failure_line(report)}",
                               hint=failure_hint(report)
                               or f"mlopsctl validate {model}@{entry.number} --env {env}")
+        distrust = report_problem(project, report, env)
+        if distrust:
+            raise CheckFailed(distrust, hint="signing is required: validate with a key in the "
+                              "allowed-signers file and a role granting validate")
     assert report is not None
     summary = validation_summary(report)
 
@@ -397,7 +406,9 @@ def _pairs(project: Project, registry: reg.Registry, model: str | None,
 
 def status(project: Project, model: str | None = None, env: str | None = None
            ) -> list[dict[str, Any]]:
-    registry = reg.load(project.root)
+    from mlopsctl.trust import trusted_registry
+
+    registry = trusted_registry(project)  # under signing: required, signed events only
     if model and registry.model(model) is None:
         raise UsageError(f"unknown model '{model}'", hint="mlopsctl show")
     rows = []
@@ -439,8 +450,10 @@ def sync(project: Project, model: str | None = None, env: str | None = None,
 
     reporter = reporter or Reporter()
     actions: list[str] = []
+    from mlopsctl.trust import trusted_registry
+
     with file_lock(project.ws.lock_path):
-        registry = reg.load(project.root)
+        registry = trusted_registry(project)  # never deploy an unsigned or forged event
         for m, e in _pairs(project, registry, model, env):
             state = registry.model(m)
             plan = current_plan(state, m, e)

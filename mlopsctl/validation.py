@@ -125,6 +125,7 @@ def validate(project: Project, req: ValidateRequest, reporter: Reporter | None =
 
     reporter = reporter or Reporter()
     policy_hash = project.require_policy_pin()
+    project.require_role("validate", req.env)
     if req.env not in project.config.environments:
         raise UsageError(f"unknown environment '{req.env}'",
                          hint="environments: " + ", ".join(project.config.environments))
@@ -215,8 +216,16 @@ def _report_skeleton(project: Project, manifest: mf.VersionManifest, entry: reg.
 
 
 def _store(project: Project, commit: str, env: str, report: dict[str, Any]) -> None:
+    """Write the report into the version's note; signed by the validator (ssh-keygen, over its
+    canonical JSON) when signing is on: git does not sign the commits of notes."""
     from mlopsctl.fsio import file_lock
     from mlopsctl.gitops.notes import merge_note
+    from mlopsctl.signing import should_sign
+
+    if should_sign(project.config, project.root):
+        from mlopsctl.attest import REPORT_NAMESPACE, sign
+
+        report["signature"] = sign(project.root, report, REPORT_NAMESPACE)
 
     with file_lock(project.ws.lock_path):
         merge_note(project.root, commit, NOTE_SECTION, env, report)

@@ -350,3 +350,175 @@ def test_live_history_is_an_undo_stack() -> None:
         event(T.UNASSIGN, "v1", 6)])
     assert promotion.live_history(state, "prod") == ["v2", "v4"]
     assert promotion.live_history(state, "other") == []
+
+
+# --- 5. signing: required — signed reports, trusted events, the trust anchor ---------------------
+
+from test_signing import PRINCIPALS, SIGNERS, edit_config, pub, tag  # noqa: E402
+from test_signing import keys as keys  # noqa: E402  (the module-scoped key pairs fixture)
+
+
+def sign_with(repo: Path, key: Path) -> None:
+    git(repo, "config", "gpg.format", "ssh")
+    git(repo, "config", "user.signingkey", f"{key}.pub")
+    git(repo, "config", "commit.gpgsign", "true")
+
+
+def signers_line(name: str, keys: dict[str, Path]) -> str:
+    return f"{PRINCIPALS[name]} {pub(keys[name])}"
+
+
+@pytest.fixture
+def anchored(repo: Path, keys: dict[str, Path], tmp_path: Path) -> Path:
+    """A registry whose every governance commit is signed by ada, the founding admin named in
+    a trust anchor outside the repository (tmp_path/anchor); dev is a developer, vic a viewer,
+    eve a stranger; `signing: required`."""
+    sign_with(repo, keys["ada"])
+    assert run("init").code == 0
+    (repo / SIGNERS).write_text("".join(signers_line(n, keys) + "\n"
+                                        for n in ("ada", "dev", "vic")))
+    access = load(repo, ".mlops/access.yaml")
+    access["members"] += [{"email": "dev@example.com", "roles": ["developer"]},
+                          {"email": "vic@example.com", "roles": ["viewer"]}]
+    save(repo, ".mlops/access.yaml", access)
+    pin = hashlib.sha256((repo / SIGNERS).read_bytes()).hexdigest()[:16]
+    edit_config(repo, signing="required", allowed_signers=SIGNERS, allowed_signers_hash=pin)
+    git(repo, "add", ".mlops")
+    git(repo, "commit", "-q", "-m", "signing: allowed signers, members")
+    (tmp_path / "anchor").write_text(signers_line("ada", keys) + "\n")
+    return repo
+
+
+def verify_anchored(repo: Path, anchor: Path) -> tuple[int, dict[str, Any]]:
+    result = run("verify", "--signatures", "--trust-anchor", anchor, "--json")
+    return result.code, json.loads(result.out) if result.out else {"err": result.err}
+
+
+def commit_signed_by(repo: Path, key: Path, message: str, email: str) -> None:
+    git(repo, "add", ".mlops")
+    git(repo, "-c", f"user.signingkey={key}.pub", "-c", f"user.email={email}", "commit", "-q",
+        "-m", message)
+
+
+def test_an_admin_signed_governance_history_verifies_from_the_anchor(
+        anchored: Path, tmp_path: Path) -> None:
+    code, doc = verify_anchored(anchored, tmp_path / "anchor")
+    assert code == 0, doc
+    assert [c["ok"] for c in doc["governance"]] == [True, True]
+    assert {c["signer"] for c in doc["governance"]} == {"ada@example.com"}
+
+
+def test_a_signer_who_makes_himself_admin_is_refused(anchored: Path, keys: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    access = load(anchored, ".mlops/access.yaml")
+    for member in access["members"]:
+        if member["email"] == "dev@example.com":
+            member["roles"] = ["admin"]
+    save(anchored, ".mlops/access.yaml", access)
+    commit_signed_by(anchored, keys["dev"], "dev is admin now", "dev@example.com")
+    tag(anchored, "clf@v0.1.0", keys["dev"])  # ... then acts as one
+    tag(anchored, "clf#production#1", keys["dev"])
+
+    code, doc = verify_anchored(anchored, tmp_path / "anchor")
+    assert code == 1
+    last = doc["governance"][-1]
+    assert last["ok"] is False and "not an admin" in last["problem"]
+    assert doc["ok"] is False
+
+
+def test_an_outsider_who_adds_and_repins_her_key_is_refused(anchored: Path,
+                                                           keys: dict[str, Path],
+                                                           tmp_path: Path) -> None:
+    with (anchored / SIGNERS).open("a") as fh:
+        fh.write("eve@example.com " + pub(keys["eve"]) + "\n")
+    pin = hashlib.sha256((anchored / SIGNERS).read_bytes()).hexdigest()[:16]
+    edit_config(anchored, allowed_signers_hash=pin)
+    access = load(anchored, ".mlops/access.yaml")
+    access["members"].append({"email": "eve@example.com", "roles": ["admin"]})
+    save(anchored, ".mlops/access.yaml", access)
+    commit_signed_by(anchored, keys["eve"], "welcome eve", "eve@example.com")
+    for name in ("clf@v0.1.0", "clf#staging#1", "clf#production#2"):
+        tag(anchored, name, keys["eve"])
+    assert run("verify", "--signatures").code == 0  # the repository alone vouches for her
+
+    code, doc = verify_anchored(anchored, tmp_path / "anchor")
+    assert code == 1
+    assert doc["governance"][-1]["ok"] is False
+
+
+def test_an_unsigned_policy_change_is_refused(anchored: Path, tmp_path: Path) -> None:
+    policy = load(anchored, POLICY)
+    policy["rules"] = policy["rules"][:1]
+    save(anchored, POLICY, policy)
+    git(anchored, "add", POLICY)
+    git(anchored, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "fewer rules")
+    code, doc = verify_anchored(anchored, tmp_path / "anchor")
+    assert code == 1 and doc["governance"][-1]["problem"] == "unsigned"
+
+
+def test_verify_flags_an_actor_who_is_not_the_signer_and_out_of_history_rollbacks(
+        anchored: Path, keys: dict[str, Path]) -> None:
+    tag(anchored, "clf@v0.1.0", keys["ada"])
+    tag(anchored, "clf#staging#1", keys["dev"],
+        "Promote\n\nmlopsctl:\n  event: promote\n  actor: Ada Lovelace <ada@example.com>\n")
+    tag(anchored, "clf#production#2", keys["ada"],
+        "Roll back\n\nmlopsctl:\n  event: rollback\n  rollback: true\n"
+        "  actor: Ada Lovelace <ada@example.com>\n")  # never live in production before
+
+    result = run("verify", "--signatures", "--json")
+    assert result.code == 1
+    checks = {c["tag"]: c for c in json.loads(result.out)["tags"]}
+    assert checks["clf@v0.1.0"]["ok"] is True
+    assert "is not the signer" in checks["clf#staging#1"]["problem"]
+    assert "never live in production" in checks["clf#production#2"]["problem"]
+
+
+def test_reports_count_only_when_signed_by_a_validator(anchored: Path,
+                                                      keys: dict[str, Path]) -> None:
+    from mlopsctl.attest import REPORT_NAMESPACE, sign
+    from mlopsctl.trust import report_problem
+
+    project = Project.open(anchored)
+    forged = {"passed": True, "artifact_sha256": "a" * 64, "policy_hash": pinned(anchored),
+              "validated_by": "Dev <dev@example.com>"}
+    assert "not validly signed (unsigned)" in str(report_problem(project, forged, "staging"))
+
+    def signed_by(name: str, doc: dict[str, Any]) -> dict[str, Any]:
+        git(anchored, "config", "user.signingkey", f"{keys[name]}.pub")
+        return {**doc, "signature": sign(anchored, doc, REPORT_NAMESPACE)}
+
+    good = signed_by("dev", forged)
+    assert report_problem(project, good, "staging") is None
+    tampered = {**good, "passed": True, "artifact_sha256": "b" * 64}
+    assert "not validly signed" in str(report_problem(project, tampered, "staging"))
+    viewer = signed_by("vic", {**forged, "validated_by": "Vic <vic@example.com>"})
+    assert "do not grant validate:staging" in str(report_problem(project, viewer, "staging"))
+    impostor = signed_by("ada", forged)  # ada signs a report that names dev
+    assert "signed by ada@example.com" in str(report_problem(project, impostor, "staging"))
+    stranger = signed_by("eve", forged)
+    assert "not in the allowed-signers file" in str(report_problem(project, stranger, "staging"))
+
+
+def test_a_hand_written_note_does_not_release_and_forged_tags_are_not_events(
+        anchored: Path, keys: dict[str, Path]) -> None:
+    (anchored / "model.pkl").write_bytes(b"junk that is no model")
+    assert run("bump", "clf", "--artifact", "model.pkl").code == 0  # signed by ada
+    commit = git(anchored, "rev-parse", "clf@v0.1.0^{commit}")
+    sha = load(anchored, ".mlops/models/clf/versions/0.1.0.yaml")["artifact"]["sha256"]
+    forged = {"validations": {"staging": {"passed": True, "artifact_sha256": sha,
+                                          "policy_hash": pinned(anchored)}}}
+    subprocess.run(["git", "notes", "--ref=refs/notes/mlops", "add", "-f", "-m",
+                    json.dumps(forged), commit], cwd=anchored, check=True)
+
+    result = run("promote", "clf", "0.1.0", "--to", "staging")
+    assert result.code == 1
+    assert "not validly signed" in result.err and "no passing validation" in result.err
+    assert git(anchored, "tag", "-l", "clf#*") == ""
+
+    # An unsigned stage tag made by hand: not an event for status or sync.
+    git(anchored, "-c", "tag.gpgsign=false", "tag", "-a", "-m", "forged", "clf#staging#7",
+        commit)
+    rows = json.loads(run("status", "--json").out)
+    assert [r for r in rows if r["environment"] == "staging"] == []
+    assert run("sync").code == 0
+    assert not (anchored / ".mlops" / "deploy" / "staging" / "clf").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -19,8 +20,12 @@ if TYPE_CHECKING:
               help="Check the signatures of the event tags instead of the artifacts: each must "
               "be signed by a key in the pinned allowed-signers file whose owner's roles grant "
               "the event.")
+@click.option("--trust-anchor", "anchor", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --signatures: an allowed-signers file kept outside the repository (a CI "
+              "secret) naming the founding admins' keys. Every change to a governance file must "
+              "then be signed by an admin of the state before it, back to this anchor.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(target: str | None, signatures: bool, as_json: bool) -> None:
+def command(target: str | None, signatures: bool, anchor: Path | None, as_json: bool) -> None:
     """Re-check stored artifacts in the remote end to end.
 
     Every version's blob is read, authenticated, decompressed and hashed against its manifest.
@@ -30,7 +35,13 @@ def command(target: str | None, signatures: bool, as_json: bool) -> None:
     deprecations; of MODEL only, when given): each must carry an SSH signature that git accepts
     against the allowed-signers file named in .mlops/config.yaml (its hash pinned there as
     allowed_signers_hash), from a member whose roles in .mlops/access.yaml grant the event.
-    Exits 1 and names every unsigned, badly signed or unauthorised tag.
+    Exits 1 and names every unsigned, badly signed or unauthorised tag, every tag whose recorded
+    actor is not its signer, and every rollback to a version never live in that environment.
+
+    With --trust-anchor FILE, first walks the history of the governance files (access.yaml,
+    the allowed-signers file, policy.yaml, config.yaml) from that anchor, as TUF rotates its
+    root: a change not signed by an admin of the state before it fails, and so does every
+    check after it (a self-granted role, a key added and re-pinned by an outsider).
 
     \b
     Example:
@@ -38,14 +49,20 @@ def command(target: str | None, signatures: bool, as_json: bool) -> None:
       mlopsctl verify churn
       mlopsctl verify churn@1.2.0 --json
       mlopsctl verify --signatures
+      mlopsctl verify --signatures --trust-anchor "$RUNNER_TEMP/admins.allowed_signers"
     """
     from mlopsctl.errors import CheckFailed
     from mlopsctl.project import Project
 
     project = Project.open()
     console.warn_policy_drift(project.ws)
+    if anchor is not None and not signatures:
+        from mlopsctl.errors import UsageError
+
+        raise UsageError("--trust-anchor goes with --signatures",
+                         hint="mlopsctl verify --signatures --trust-anchor FILE")
     if signatures:
-        _signatures(project, target, as_json)
+        _signatures(project, target, anchor, as_json)
         return
     from mlopsctl.artifacts import verify
 
@@ -68,7 +85,8 @@ def command(target: str | None, signatures: bool, as_json: bool) -> None:
         console.note(f"{len(checks)} versions verified")
 
 
-def _signatures(project: Project, target: str | None, as_json: bool) -> None:
+def _signatures(project: Project, target: str | None, anchor: Path | None,
+                as_json: bool) -> None:
     from mlopsctl.errors import CheckFailed, UsageError
     from mlopsctl.gitops.tags import check_name
     from mlopsctl.signing import verify_signatures
@@ -80,21 +98,43 @@ def _signatures(project: Project, target: str | None, as_json: bool) -> None:
             raise UsageError("verify --signatures takes a model name, not a version or stage",
                              hint=f"mlopsctl verify --signatures {name}")
         model = check_name(target)
+    from mlopsctl.signing import SignatureCheck
+    from mlopsctl.trust import event_problems, walk_governance
+
+    changes = walk_governance(project, anchor) if anchor is not None else []
+    broken = [c for c in changes if not c.ok]
     checks = verify_signatures(project, model)
+    extra = event_problems(project, {c.tag: c.signer or "" for c in checks if c.ok})
+    checks = [SignatureCheck(c.tag, False, c.signer, extra[c.tag]) if c.tag in extra else c
+              for c in checks]
     failed = [c for c in checks if not c.ok]
     if as_json:
+        governance = {"governance": [{"commit": c.commit, "subject": c.subject, "ok": c.ok,
+                                      "signer": c.signer, "problem": c.problem or None}
+                                     for c in changes]} if anchor is not None else {}
         console.emit_json({
-            "ok": not failed,
+            "ok": not failed and not broken, **governance,
             "allowed_signers": project.config.allowed_signers,
             "allowed_signers_hash": project.config.allowed_signers_hash,
             "tags": [{"tag": c.tag, "ok": c.ok, "signer": c.signer,
                       "problem": c.problem or None} for c in checks],
         })
     else:
+        for g in changes:
+            mark = "ok  " if g.ok else "FAIL"
+            detail = g.problem or f"signed by admin {g.signer}"
+            print(f"{mark} governance {g.commit[:8]} {g.subject[:50]}  {detail}")
         for c in checks:
             mark = "ok  " if c.ok else "FAIL"
             detail = c.problem or (f"signed by {c.signer}" if c.signer else "")
             print(f"{mark} {c.tag}" + (f"  {detail}" if detail else ""))
+    if broken:
+        link = broken[0]
+        raise CheckFailed(f"the governance history breaks at {link.commit[:8]} "
+                          f"(\"{link.subject[:60]}\"): {link.problem}; nothing it changed can be "
+                          "trusted",
+                          hint="governance files change only in commits signed by an admin of "
+                          "the state before")
     if failed:
         names = ", ".join(c.tag for c in failed)
         raise CheckFailed(f"{len(failed)} of {len(checks)} event tags failed the signature "

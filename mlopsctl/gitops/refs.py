@@ -204,7 +204,11 @@ def commit_files(
             env=env)
         tree = git_text(root, "write-tree", env=env)
     parents = ["-p", expected_head] if expected_head else []
-    commit = git_text(root, "commit-tree", tree, *parents, "-F", "-", input=message.encode())
+    # `git commit-tree` ignores commit.gpgSign: honour it as `git commit` would, so registries
+    # whose governance history is verified from a trust anchor get signed commits from us too.
+    sign = ["-S"] if _config_true(root, "commit.gpgsign") else []
+    commit = git_text(root, "commit-tree", tree, *parents, *sign, "-F", "-",
+                      input=message.encode())
     old = expected_head or ""
     try:
         git(root, "update-ref", "-m", f"mlopsctl: {message.splitlines()[0]}", branch, commit, old)
@@ -214,6 +218,13 @@ def commit_files(
             hint="run the command again",
         ) from exc
     return commit
+
+
+def _config_true(root: Path, key: str) -> bool:
+    try:
+        return git_text(root, "config", "--type=bool", "--get", key) == "true"
+    except GitFailed:
+        return False
 
 
 def sync_worktree(root: Path, files: Mapping[str, bytes], remove: Sequence[str] = ()) -> None:
