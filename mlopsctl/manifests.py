@@ -93,6 +93,14 @@ class Alerts(Strict):
     degradation: list[float] = Field(default_factory=lambda: [0.05, 0.10, 0.15])
 
 
+class WorkerLimits(Strict):
+    """Hard limits of the process that loads and scores a model (docs/security.md)."""
+
+    memory_mb: int = Field(default=4096, ge=512)  # address space, imports included
+    cpu_seconds: float | None = Field(default=None, gt=0)  # default: the command's timeout
+    file_size_mb: int = Field(default=0, ge=0)  # a model never needs to write a file
+
+
 class Config(Strict):
     schema_version: int = SCHEMA_VERSION
     registry_id: str
@@ -107,6 +115,7 @@ class Config(Strict):
     environments: dict[str, Environment] = Field(default_factory=default_environments)
     performance_targets: PerformanceTargets = Field(default_factory=PerformanceTargets)
     alerts: Alerts = Field(default_factory=Alerts)
+    worker: WorkerLimits = Field(default_factory=WorkerLimits)
 
 
 # --- policy.yaml and access.yaml -----------------------------------------------------------------

@@ -9,11 +9,10 @@ targets always follow the registry.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mlopsctl import manifests as mf
 from mlopsctl import registry as reg
@@ -21,6 +20,8 @@ from mlopsctl.deploy import SlotPlan, Target, derive_slots
 from mlopsctl.errors import CheckFailed, ConflictError, UsageError
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.identity import Identity, require_identity
+from mlopsctl.gitops.notes import missing_reports_hint
+from mlopsctl.loading.sandbox import fd_path, run_worker, unnamed_file
 from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
 
@@ -140,16 +141,17 @@ def _require_role(project: Project, actor: Identity, action: str, env: str) -> N
     require(project, actor.email, action, env)
 
 
-def _smoke(project: Project, manifest: mf.VersionManifest, artifact: Path) -> None:
-    """Load the artifact in the worker and predict a few holdout rows; CheckFailed if not."""
-    from mlopsctl.validation import run_worker
+def _smoke(project: Project, manifest: mf.VersionManifest, artifact: IO[bytes]) -> None:
+    """Load the artifact in the sandboxed worker and predict a few holdout rows."""
+    from mlopsctl.validation import trusted_types, worker_limits
 
     card = project.card(manifest.model)
-    request: dict[str, Any] = {"mode": "smoke", "artifact": str(artifact),
-                               "format": manifest.artifact.format, "rows": 5}
+    types, path = trusted_types(project)
+    request: dict[str, Any] = {"mode": "smoke", "format": manifest.artifact.format, "rows": 5,
+                               "trusted_types": types}
     if card and card.holdout and (project.root / card.holdout.path).is_file():
         request.update(holdout=str(project.root / card.holdout.path), target=card.holdout.target)
-    result = run_worker(request, timeout=300)
+    result = run_worker(request, 300, worker_limits(project), artifact=artifact, sys_path=path)
     if not result.get("ok"):
         raise CheckFailed(f"smoke test of {manifest.model}@{manifest.version} failed: "
                           f"{result.get('error')}")
@@ -157,14 +159,16 @@ def _smoke(project: Project, manifest: mf.VersionManifest, artifact: Path) -> No
 
 def _load_into_slot(project: Project, target: Target, plan: SlotPlan, slot: str,
                     manifest: mf.VersionManifest, smoke: bool, reporter: Reporter) -> None:
-    from mlopsctl.artifacts import restore_to
+    from mlopsctl.artifacts import restore_into
 
-    with tempfile.TemporaryDirectory(prefix="mlopsctl-slot-") as tmp:
-        artifact = Path(tmp) / Path(manifest.artifact.path).name
-        restore_to(project, manifest, artifact, reporter)  # sha256 verified
+    # The verified plaintext lives in an unnamed file until the target copies it into the slot:
+    # a process killed midway leaves no decrypted model behind.
+    with unnamed_file() as fh:
+        restore_into(project, manifest, fh, reporter)  # sha256 verified
         if smoke:
-            _smoke(project, manifest, artifact)
-        target.prepare(plan, slot, manifest, artifact)
+            _smoke(project, manifest, fh)
+        fh.seek(0)
+        target.prepare(plan, slot, manifest, Path(fd_path(fh.fileno())))
 
 
 def _record(project: Project, model: str, env: str, version: reg.VersionEntry, title: str,
@@ -280,9 +284,12 @@ def promote(project: Project, model: str, version: str | None, env: str,
     if distrust or not report_is_fresh(report, manifest, policy_hash):
         card = project.card(model)
         if card is None or card.holdout is None:
+            fetch = missing_reports_hint(project.root)
             raise CheckFailed(
                 f"{model} {entry.version} has no passing validation for {env} with this artifact "
-                "and policy", hint=f"mlopsctl validate {model}@{entry.number} --env {env} "
+                "and policy" + (f" ({fetch})" if fetch else ""),
+                hint=("mlopsctl pull, then retry; or " if fetch else "")
+                + f"mlopsctl validate {model}@{entry.number} --env {env} "
                 "--data HOLDOUT --target COLUMN")
         reporter.note(f"validating {model}@{entry.number} for {env} (no fresh passing report)")
         report = validate(project, ValidateRequest(ref=f"{model}@{entry.number}", env=env),
@@ -423,6 +430,10 @@ def status(project: Project, model: str | None = None, env: str | None = None
         in_sync = actual.live_slot == plan.live_slot and all(
             actual.slots[s].version == v for s, v in plan.slots.items())
         healthy = all(actual.slots[s].healthy for s, v in plan.slots.items() if v)
+        # The local target is per machine: a clone that never deployed holds nothing at all,
+        # which is not drift (`sync` deploys it here).
+        here = target.name != "local" or actual.live_slot is not None or any(
+            d.version for d in actual.slots.values())
         data = holder.data if holder else {}
         rows.append({
             "model": m, "environment": e, "live": plan.live_version, "live_slot": plan.live_slot,
@@ -435,7 +446,7 @@ def status(project: Project, model: str | None = None, env: str | None = None
             "validation": data.get("validation"),
             "approvals": data.get("approvals") or [],
             "target": target.name,
-            "in_sync": in_sync, "healthy": healthy,
+            "in_sync": in_sync, "healthy": healthy, "deployed_here": here,
             "deployed": {s: {"version": d.version, "healthy": d.healthy, "detail": d.detail}
                          for s, d in actual.slots.items()},
         })

@@ -8,11 +8,6 @@ so promotion can rely on a fresh passing report.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +16,8 @@ from typing import Any
 from mlopsctl import manifests as mf
 from mlopsctl import policy as pol
 from mlopsctl import registry as reg
-from mlopsctl.errors import CheckFailed, EnvironmentProblem, UsageError
+from mlopsctl.errors import EnvironmentProblem, UsageError
+from mlopsctl.loading.sandbox import Limits, run_worker, unnamed_file
 from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
 
@@ -40,6 +36,7 @@ class ValidateRequest:
     timeout: float = 600.0
     remember: bool = True  # a holdout given with --data goes into a card that has none
     drop: list[str] = field(default_factory=list)  # holdout columns that are no feature (IDs)
+    record: bool = True  # False: recompute only, write no note (`verify --release`)
 
 
 def _holdout(project: Project, req: ValidateRequest, model: str) -> tuple[Path, str, bool]:
@@ -77,25 +74,29 @@ def _materialise(project: Project, path: Path) -> Path:
     raise UsageError(f"holdout file {path} does not exist")
 
 
-def run_worker(request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Score in a child process; a crash or a hang becomes a CheckFailed."""
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "mlopsctl.worker"], input=json.dumps(request),
-            capture_output=True, text=True, timeout=timeout, env=env, check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise CheckFailed(f"validation exceeded its time limit of {timeout:g} s "
-                          "(the model hung or is far too slow)",
-                          hint="raise it with --timeout if the model is merely slow") from None
-    if proc.returncode != 0 or not proc.stdout.strip():
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise CheckFailed(f"the model crashed while loading or predicting "
-                          f"(exit {proc.returncode}): {tail}")
-    result: dict[str, Any] = json.loads(proc.stdout)
-    return result
+def worker_limits(project: Project) -> Limits:
+    w = project.config.worker
+    return Limits(memory_mb=w.memory_mb, cpu_seconds=w.cpu_seconds, file_size_mb=w.file_size_mb)
+
+
+def trusted_types(project: Project) -> tuple[list[str], list[str]]:
+    """The policy's ``trusted_types`` and where the worker imports them from (the repo)."""
+    policy = mf.load(project.ws.policy_path, mf.Policy, ".mlops/policy.yaml")
+    types = list(policy.trusted_types)
+    return types, ([str(project.root)] if types else [])
+
+
+def run_model(project: Project, manifest: mf.VersionManifest, request: dict[str, Any],
+              timeout: float, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Restore the version's artifact into an unnamed file (sha256 verified) and run one worker
+    request on it in the sandbox: nothing decrypted is ever left on disk."""
+    from mlopsctl.artifacts import restore_into
+
+    types, path = trusted_types(project)
+    request = {**request, "format": manifest.artifact.format, "trusted_types": types}
+    with unnamed_file() as fh:
+        restore_into(project, manifest, fh, reporter or Reporter())
+        return run_worker(request, timeout, worker_limits(project), artifact=fh, sys_path=path)
 
 
 def _gates(env: mf.Environment, model: str, values: dict[str, float]) -> list[dict[str, Any]]:
@@ -121,7 +122,7 @@ def _tolerance(policy: mf.Policy) -> float:
 
 def validate(project: Project, req: ValidateRequest, reporter: Reporter | None = None
              ) -> dict[str, Any]:
-    from mlopsctl.artifacts import resolve, restore_to
+    from mlopsctl.artifacts import resolve
 
     reporter = reporter or Reporter()
     policy_hash = project.require_policy_pin()
@@ -138,14 +139,10 @@ def validate(project: Project, req: ValidateRequest, reporter: Reporter | None =
     policy = mf.load(project.ws.policy_path, mf.Policy, ".mlops/policy.yaml")
     card = project.card(manifest.model)
 
-    with tempfile.TemporaryDirectory(prefix="mlopsctl-validate-") as tmp:
-        artifact = Path(tmp) / Path(manifest.artifact.path).name
-        restore_to(project, manifest, artifact, reporter)
-        result = run_worker({
-            "artifact": str(artifact), "format": manifest.artifact.format,
-            "holdout": str(holdout.resolve()), "target": target, "drop": list(req.drop),
-            "latency_runs": req.latency_runs, "warmup": 10,
-        }, req.timeout)
+    result = run_model(project, manifest, {
+        "holdout": str(holdout.resolve()), "target": target, "drop": list(req.drop),
+        "latency_runs": req.latency_runs, "warmup": 10,
+    }, req.timeout, reporter)
 
     if result.get("usage"):
         raise UsageError(str(result.get("error")), hint="pick the label column with --target")
@@ -154,7 +151,8 @@ def validate(project: Project, req: ValidateRequest, reporter: Reporter | None =
     if not result.get("ok"):
         report.update(passed=False, status="refused" if result.get("refused") else "error",
                       error=result.get("error"), refused_globals=result.get("globals", []))
-        _store(project, found.entry.commit, req.env, report)
+        if req.record:
+            _store(project, found.entry.commit, req.env, report)
         return report
 
     metrics: dict[str, float] = result["metrics"]
@@ -185,7 +183,8 @@ def validate(project: Project, req: ValidateRequest, reporter: Reporter | None =
     )
     if learn:
         report["holdout_remembered"] = _learn_holdout(project, manifest.model, holdout, target)
-    _store(project, found.entry.commit, req.env, report)
+    if req.record:
+        _store(project, found.entry.commit, req.env, report)
     return report
 
 

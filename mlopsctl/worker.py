@@ -1,16 +1,48 @@
 """The validation worker: loads a model and scores it in a separate process, so a crashing,
-hostile or hanging model cannot take the CLI down (the parent enforces the time limit).
+hostile or hanging model cannot take the CLI down. ``mlopsctl.loading.sandbox`` starts it with
+a clean environment and an empty working directory; the worker's first act is to set its own
+hard limits (memory, CPU time, file size, open files), before anything of the model is read.
 
-Protocol: one JSON request on stdin, one JSON result on stdout.
+Protocol: one JSON request on stdin, one JSON result on the file descriptor ``reply_fd`` (never
+stdout, which a model may print to).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+
+def apply_limits(limits: dict[str, Any]) -> None:
+    import resource
+    import signal
+
+    mib = 1024 * 1024
+
+    def cap(which: int, value: int) -> None:
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value if hard == resource.RLIM_INFINITY else hard))
+
+    if limits.get("memory_mb"):
+        cap(resource.RLIMIT_AS, int(limits["memory_mb"]) * mib)
+    if limits.get("cpu_seconds"):
+        cap(resource.RLIMIT_CPU, max(1, int(float(limits["cpu_seconds"]) + 0.999)))
+    cap(resource.RLIMIT_FSIZE, int(limits.get("file_size_mb", 0)) * mib)
+    if limits.get("open_files"):
+        cap(resource.RLIMIT_NOFILE, int(limits["open_files"]))
+    cap(resource.RLIMIT_CORE, 0)
+    # A write past the file-size limit fails with EFBIG instead of killing the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+class BadData(Exception):
+    """The holdout does not fit the model: a usage error (exit 2), not a failed gate."""
 
 
 def _load_table(path: Path) -> Any:
@@ -98,11 +130,40 @@ def measure_latency(model: Any, x: Any, runs: int, warmup: int) -> dict[str, flo
     }
 
 
+def _load(req: dict[str, Any]) -> Any:
+    from mlopsctl.loading import load_model
+
+    return load_model(Path(req["artifact"]), req["format"], req.get("trusted_types", ()))
+
+
+def features(model: Any, table: Any, target: str | None, drop: list[str]) -> Any:
+    """The columns the model was fitted on: its ``feature_names_in_`` when it has them (an
+    extra ID column is then simply not passed), else every column but the target and ``drop``."""
+    missing = [c for c in drop if c not in table.columns]
+    if missing:
+        raise BadData(f"--drop names columns the holdout does not have: {', '.join(missing)}")
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        wanted = [str(n) for n in names]
+        absent = [n for n in wanted if n not in table.columns]
+        if absent:
+            raise BadData(f"the holdout lacks column(s) the model was fitted on: "
+                          f"{', '.join(absent[:10])}")
+        return table[wanted]
+    x = table.drop(columns=[c for c in [target, *drop] if c and c in table.columns])
+    width = getattr(model, "n_features_in_", None)
+    if isinstance(width, int) and x.shape[1] != width:
+        raise BadData(f"the model expects {width} feature columns, the holdout has "
+                      f"{x.shape[1]} ({', '.join(map(str, x.columns[:10]))}); "
+                      "drop extra columns (an ID, a timestamp) with --drop COLUMN")
+    return x
+
+
 def score(req: dict[str, Any]) -> dict[str, Any]:
-    from mlopsctl.safeload import UnsafeArtifact, load_model
+    from mlopsctl.loading import UnsafeArtifact
 
     try:
-        model = load_model(Path(req["artifact"]), req["format"])
+        model = _load(req)
     except UnsafeArtifact as exc:
         return {"ok": False, "refused": True, "error": str(exc), "globals": exc.globals}
     table = _load_table(Path(req["holdout"]))
@@ -111,9 +172,16 @@ def score(req: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "usage": True, "error": f"column '{target}' is not in the holdout "
                 f"(columns: {', '.join(map(str, table.columns[:20]))})"}
     y = table[target]
-    x = table.drop(columns=[target])
+    try:
+        x = features(model, table, target, list(req.get("drop") or []))
+    except BadData as exc:
+        return {"ok": False, "usage": True, "error": str(exc)}
     t0 = time.perf_counter()
-    pred = model.predict(x)
+    try:
+        pred = model.predict(x)
+    except ValueError as exc:  # scikit-learn's word for input that does not fit the model
+        return {"ok": False, "usage": True, "error": f"the model cannot predict on this holdout: "
+                f"{str(exc).splitlines()[0][:300]}"}
     predict_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     if _is_classifier(model, y):
@@ -130,16 +198,19 @@ def score(req: dict[str, Any]) -> dict[str, Any]:
 
 def smoke(req: dict[str, Any]) -> dict[str, Any]:
     """Load the model and predict a few holdout rows (or just load, with no holdout)."""
-    from mlopsctl.safeload import UnsafeArtifact, load_model
+    from mlopsctl.loading import UnsafeArtifact
 
     try:
-        model = load_model(Path(req["artifact"]), req["format"])
+        model = _load(req)
     except UnsafeArtifact as exc:
-        return {"ok": False, "refused": True, "error": str(exc)}
+        return {"ok": False, "refused": True, "error": str(exc), "globals": exc.globals}
     rows = 0
     if req.get("holdout"):
-        table = _load_table(Path(req["holdout"]))
-        x = table.drop(columns=[req["target"]], errors="ignore").head(int(req.get("rows", 5)))
+        table = _load_table(Path(req["holdout"])).head(int(req.get("rows", 5)))
+        try:
+            x = features(model, table, req.get("target"), list(req.get("drop") or []))
+        except BadData as exc:
+            return {"ok": False, "error": str(exc)}
         pred = model.predict(x)
         rows = len(pred)
         if rows != len(x):
@@ -150,13 +221,21 @@ def smoke(req: dict[str, Any]) -> dict[str, Any]:
 def main() -> int:
     import warnings
 
-    warnings.filterwarnings("ignore")
     req = json.loads(sys.stdin.read())
+    apply_limits(req.get("limits") or {})
+    reply = os.fdopen(int(req["reply_fd"]), "w") if "reply_fd" in req else sys.stdout
+    sys.path[1:1] = [str(p) for p in req.get("sys_path") or []]  # a team's trusted classes
+    warnings.filterwarnings("ignore")
     try:
         result = smoke(req) if req.get("mode") == "smoke" else score(req)
+    except MemoryError:
+        limit = (req.get("limits") or {}).get("memory_mb")
+        result = {"ok": False, "error": f"the model exceeded the worker's memory limit "
+                  f"({limit} MiB; `worker: memory_mb` in .mlops/config.yaml)"}
     except Exception as exc:  # the model's own errors are findings, not worker crashes
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    sys.stdout.write(json.dumps(result))
+        result = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:500]}"}
+    reply.write(json.dumps(result, default=str))
+    reply.flush()
     return 0
 
 

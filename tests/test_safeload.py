@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from mlopsctl.safeload import UnsafeArtifact, _allowed, check_pickle, load_model, pickle_globals
+from mlopsctl.loading.loader import BUILTIN_LIST
+from mlopsctl.safeload import UnsafeArtifact, check_pickle, load_model, pickle_globals
 
 # --- real models ----------------------------------------------------------------------------------
 
@@ -73,7 +74,7 @@ def test_real_models_pickle_globals_are_found_allowed_and_load(
 
     assert EXPECTED_CLASS[name] in found
     assert any(g.startswith("numpy.") for g in found)  # the fitted arrays
-    assert [g for g in found if not _allowed(g)] == []
+    assert [g for g in found if not BUILTIN_LIST.permits(g)] == []
     check_pickle(data)
     path = tmp_path / "model.pkl"
     path.write_bytes(data)
@@ -152,7 +153,7 @@ HOSTILE: dict[str, Payload] = {
 EXPECTED_GLOBAL = {
     "subprocess.Popen": "subprocess.Popen",
     "builtins.eval": "builtins.eval",
-    "builtins.exec-p0": "__builtin__.exec",  # protocol 0 writes Python 2 names
+    "builtins.exec-p0": "builtins.exec",  # protocol 0 writes Python 2 names, read as pickle does
     "builtins.getattr-trick": "builtins.getattr",
     "os.system-p0-handmade": "os.system",
 }
@@ -397,7 +398,7 @@ def test_skops_round_trips_and_refuses_untrusted_functions(
     "collections.OrderedDict", "joblib.numpy_pickle.NumpyArrayWrapper",
 ])
 def test_allowed_names(name: str) -> None:
-    assert _allowed(name)
+    assert BUILTIN_LIST.permits(name)
 
 
 @pytest.mark.parametrize("name", [
@@ -408,7 +409,7 @@ def test_allowed_names(name: str) -> None:
     "scipy.io.loadmat", "numpy.ndarray.tofile", "joblib.load", "pickle.loads", "sys.exit",
 ])
 def test_denied_names(name: str) -> None:
-    assert not _allowed(name)
+    assert not BUILTIN_LIST.permits(name)
 
 
 def test_pickle_globals_reports_inst_opcode(tmp_path: Path) -> None:
