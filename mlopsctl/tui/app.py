@@ -21,6 +21,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import (
     DataTable,
@@ -189,14 +190,16 @@ class MonitorApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("question_mark", "help", "Keys", show=False)]
 
     def __init__(self, root: Path, interval: float | None = 1.0, scrape_every: float = 5.0,
-                 scrape: bool = True, clock: Any = time.time) -> None:
+                 scrape: bool = True, clock: Any = time.time,
+                 scrape_timeout: float = monitoring.SCRAPE_TIMEOUT) -> None:
         super().__init__()
         self.root = Path(root)
         self.interval = interval
         self.scrape_every = scrape_every
         self.scrape_enabled = scrape
         self.clock = clock
-        self.monitor = monitoring.Monitor(Project.open(self.root), clock=clock)
+        self.monitor = monitoring.Monitor(Project.open(self.root), clock=clock,
+                                          scrape_timeout=scrape_timeout)
         self.lock = threading.Lock()  # one reader/writer of the monitor at a time
         self.overview: OverviewScreen | None = None
         self.errors: list[str] = []  # action errors, newest last (shown, and for tests)
@@ -216,7 +219,7 @@ class MonitorApp(App[None]):
 
     def start(self, screen: OverviewScreen) -> None:
         self.overview = screen
-        self.sub_title = str(self.root)
+        self.sub_title = self.root.name
         with self.lock:
             changes = self.monitor.poll()
         self._envs = self.monitor.environments
@@ -290,8 +293,15 @@ class MonitorApp(App[None]):
 
     def apply(self, changes: monitoring.Changes, full: bool = False, live: bool = False) -> int:
         screen = self.overview
-        if screen is None or not screen.is_mounted:
+        if screen is None:
             return 0
+        try:
+            return self._apply(screen, changes, full, live)
+        except NoMatches:  # the app is shutting down: its widgets are gone
+            return 0
+
+    def _apply(self, screen: OverviewScreen, changes: monitoring.Changes, full: bool,
+               live: bool) -> int:
         table = screen.table
         if self.monitor.environments != self._envs:
             self._envs = self.monitor.environments

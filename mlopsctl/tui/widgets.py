@@ -197,7 +197,7 @@ class OverviewTable(DataTable[Text]):
 class AlertsTable(DataTable[Text]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", **kwargs)
-        self._shown: list[tuple[Any, ...]] = []
+        self._shown: list[tuple[Any, ...]] | None = None
 
     def on_mount(self) -> None:
         for col in ("level", "model", "env", "what"):
