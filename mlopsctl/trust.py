@@ -220,3 +220,37 @@ def event_problems(project: Project, signers: dict[str, str]) -> dict[str, str]:
                     problems[event.tag] = (f"a rollback to {event.version}, which was never live "
                                            f"in {event.stage} before")
     return problems
+
+
+# --- recompute instead of trusting ---------------------------------------------------------------
+
+
+def verify_release(project: Project, ref: str, reporter: Any = None) -> dict[str, Any]:
+    """Re-run the gates for the version a stage tag (``MODEL#ENV#N``, or ``MODEL#ENV`` for the
+    current holder) released, from the model card's holdout, trusting no note: the report is
+    recomputed and not written anywhere."""
+    from mlopsctl import registry as reg
+    from mlopsctl.gitops import tags as T
+    from mlopsctl.validation import ValidateRequest, validate
+
+    parsed = T.parse_tag(ref)
+    registry = reg.load(project.root)
+    event = None
+    if parsed is not None and parsed.kind == T.ASSIGN and parsed.counter is not None:
+        event = next((e for e in registry.history if e.tag == ref), None)
+    elif "#" in ref:
+        model, _, env = ref.partition("#")
+        state = registry.model(model)
+        event = state.stages.get(env) if state else None
+    if event is None or not event.stage or not (event.version or "").startswith("v"):
+        raise UsageError(f"{ref} is not a stage assignment of a registered version",
+                         hint="give a stage tag (MODEL#ENV#N) or MODEL#ENV")
+    version = event.version or ""
+    request = ValidateRequest(ref=f"{event.model}@{version[1:]}", env=event.stage,
+                              record=False, remember=False)
+    report = validate(project, request, reporter)
+    return {"ref": ref, "tag": event.tag, "model": event.model, "version": event.version,
+            "environment": event.stage, "passed": report.get("passed") is True,
+            "policy_hash": report.get("policy_hash"), "gates": report.get("gates", []),
+            "compliance": report.get("compliance", {}).get("score"),
+            "error": report.get("error")}

@@ -522,3 +522,19 @@ def test_a_hand_written_note_does_not_release_and_forged_tags_are_not_events(
     assert [r for r in rows if r["environment"] == "staging"] == []
     assert run("sync").code == 0
     assert not (anchored / ".mlops" / "deploy" / "staging" / "clf").exists()
+
+
+def test_verify_release_recomputes_instead_of_trusting_the_note(staged: Snapshot) -> None:
+    tags = sorted(git(staged.repo, "tag", "-l", f"{MODEL}#staging#*").split())
+    holder = json.loads(ok("verify", "--release", f"{MODEL}#staging", "--json"))
+    assert holder["passed"] is True and holder["version"] == "v0.2.0"
+    notes_before = git(staged.repo, "rev-parse", "refs/notes/mlops")
+
+    # The note for 0.2.0 still says "passed"; the gates, recomputed, now say otherwise.
+    edit_env(staged.repo, "staging", gates={"accuracy": {"min": 0.999}})
+    ok("policy", "accept", "-m", "a floor nobody meets")
+    result = run("verify", "--release", tags[-1])
+    assert result.code == 1 and "fails the gates of staging" in result.err
+    assert "FAIL accuracy" in result.out
+    assert git(staged.repo, "rev-parse", "refs/notes/mlops") == notes_before  # wrote nothing
+    assert run("verify", "--release", "clf@v0.1.0").code == 2

@@ -24,8 +24,12 @@ if TYPE_CHECKING:
               help="With --signatures: an allowed-signers file kept outside the repository (a CI "
               "secret) naming the founding admins' keys. Every change to a governance file must "
               "then be signed by an admin of the state before it, back to this anchor.")
+@click.option("--release", "release", metavar="REF",
+              help="Re-run the gates for the version a stage tag (MODEL#ENV#N, or MODEL#ENV) "
+              "released, from the model card's holdout, trusting no stored report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(target: str | None, signatures: bool, anchor: Path | None, as_json: bool) -> None:
+def command(target: str | None, signatures: bool, anchor: Path | None, release: str | None,
+            as_json: bool) -> None:
     """Re-check stored artifacts in the remote end to end.
 
     Every version's blob is read, authenticated, decompressed and hashed against its manifest.
@@ -37,6 +41,9 @@ def command(target: str | None, signatures: bool, anchor: Path | None, as_json: 
     allowed_signers_hash), from a member whose roles in .mlops/access.yaml grant the event.
     Exits 1 and names every unsigned, badly signed or unauthorised tag, every tag whose recorded
     actor is not its signer, and every rollback to a version never live in that environment.
+
+    With --release REF, recomputes instead of trusting: the gates of the stage tag's environment
+    are run again on the version it released (exit 1 when they fail), and nothing is written.
 
     With --trust-anchor FILE, first walks the history of the governance files (access.yaml,
     the allowed-signers file, policy.yaml, config.yaml) from that anchor, as TUF rotates its
@@ -50,6 +57,7 @@ def command(target: str | None, signatures: bool, anchor: Path | None, as_json: 
       mlopsctl verify churn@1.2.0 --json
       mlopsctl verify --signatures
       mlopsctl verify --signatures --trust-anchor "$RUNNER_TEMP/admins.allowed_signers"
+      mlopsctl verify --release "churn#production#7"
     """
     from mlopsctl.errors import CheckFailed
     from mlopsctl.project import Project
@@ -61,6 +69,9 @@ def command(target: str | None, signatures: bool, anchor: Path | None, as_json: 
 
         raise UsageError("--trust-anchor goes with --signatures",
                          hint="mlopsctl verify --signatures --trust-anchor FILE")
+    if release is not None:
+        _release(project, release, as_json)
+        return
     if signatures:
         _signatures(project, target, anchor, as_json)
         return
@@ -141,3 +152,26 @@ def _signatures(project: Project, target: str | None, anchor: Path | None,
                           f"check: {names}")
     if not as_json:
         console.note(f"{len(checks)} event tags verified")
+
+
+def _release(project: Project, ref: str, as_json: bool) -> None:
+    from mlopsctl.errors import CheckFailed
+    from mlopsctl.trust import verify_release
+
+    doc = verify_release(project, ref, console.ProgressReporter())
+    if as_json:
+        console.emit_json(doc)
+    else:
+        for gate in doc["gates"]:
+            if gate["applicable"]:
+                mark = "ok  " if gate["passed"] else "FAIL"
+                print(f"{mark} {gate['gate']} = {gate['value']:.4g}")
+    if not doc["passed"]:
+        raise CheckFailed(f"{doc['model']} {doc['version']} ({doc['tag']}) fails the gates of "
+                          f"{doc['environment']} when recomputed"
+                          + (f": {doc['error']}" if doc.get("error") else ""),
+                          hint="roll it back (mlopsctl rollback) or find out why its report said "
+                          "otherwise")
+    if not as_json:
+        console.note(f"{doc['model']} {doc['version']} passes the gates of "
+                     f"{doc['environment']} again")
