@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlopsctl import manifests as mf
+from mlopsctl import scaffold
 from mlopsctl.errors import EnvironmentProblem, UsageError
 from mlopsctl.gitops import refs
 from mlopsctl.gitops.identity import repo_busy, require_identity
@@ -45,7 +46,8 @@ def default_remote_url(registry_id: str) -> str:
 
 
 def init(start: Path | None = None, remote_url: str | None = None,
-         force: bool = False) -> InitResult:
+         force: bool = False, template: str | None = None, ci: str | None = None,
+         model: str | None = None) -> InitResult:
     ws = Workspace.find(start)
     root = ws.root
     actor = require_identity(root)
@@ -67,6 +69,8 @@ def init(start: Path | None = None, remote_url: str | None = None,
         policy = read_template("policy.yaml")
         config = mf.Config(registry_id=secrets.token_hex(8),
                            encryption=mf.Encryption(key_id=key_id), constitutional_hash="")
+        if template:  # `--template`: its environments and gates, pinned like the defaults
+            config.environments = scaffold.environments(template, model or scaffold.DEFAULT_MODEL)
         config.constitutional_hash = governance_hash(config.model_dump(mode="json"),
                                                      load_yaml(policy))
         access = mf.parse_yaml(read_template("access.yaml"), mf.Access, "templates/access.yaml")
@@ -76,6 +80,12 @@ def init(start: Path | None = None, remote_url: str | None = None,
         files[ws.rel(ws.access_path)] = _access_yaml(access)
         files[ws.rel(ws.mlops / ".gitignore")] = GITIGNORE
 
+    if template and not created:
+        raise UsageError("templates apply when a registry is created; this one exists",
+                         hint="edit the gates in .mlops/config.yaml, then `mlopsctl policy "
+                         "accept` (or `mlopsctl init --ci github|gitlab` for the CI workflow)")
+    files.update(scaffold.extra_files(root, template, model or scaffold.DEFAULT_MODEL, ci,
+                                      actor.email))
     if remote_url and not created and not force:
         _refuse_remote_switch(root, config.remote, remote_url)
     url = _configure_dvc(root, config.remote, remote_url, default_remote_url(config.registry_id))

@@ -14,8 +14,18 @@ from mlopsctl.cli import console
 @click.option("--force", is_flag=True,
               help="With --remote: switch the team's remote even though registered versions' "
               "blobs stay in the old one (see `mlopsctl remote migrate` to move them).")
+@click.option("--template", metavar="NAME",
+              help="Start from a template: minimal, sklearn-classifier (classification gates and "
+              "a model card with its holdout) or sklearn-regressor (R², MAE/RMSE gates).")
+@click.option("--model", metavar="NAME",
+              help="With --template: the model the card (and per-model gates) are for "
+              "(default: model).")
+@click.option("--ci", type=click.Choice(["github", "gitlab"]),
+              help="Also write a CI workflow: check and validate on pull requests; check-ref, "
+              "verify --signatures and verify --release on pushed stage tags.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(remote_url: str | None, force: bool, as_json: bool) -> None:
+def command(remote_url: str | None, force: bool, template: str | None, model: str | None,
+            ci: str | None, as_json: bool) -> None:
     """Make this git repository a model registry (idempotent).
 
     Writes .mlops/config.yaml, the default policy (its hash pinned in config) and access.yaml
@@ -33,10 +43,11 @@ def command(remote_url: str | None, force: bool, as_json: bool) -> None:
       git init churn && cd churn
       mlopsctl init
       mlopsctl init --remote s3://my-bucket/models   # switch the artifact remote
+      mlopsctl init --template sklearn-classifier --model churn --ci github
     """
     from mlopsctl.initialize import init
 
-    result = init(remote_url=remote_url, force=force)
+    result = init(remote_url=remote_url, force=force, template=template, ci=ci, model=model)
     if as_json:
         console.emit_json({
             "root": str(result.root), "created": result.created, "remote": result.remote_url,
