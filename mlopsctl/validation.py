@@ -113,11 +113,12 @@ def _gates(env: mf.Environment, model: str, values: dict[str, float]) -> list[di
     return out
 
 
-def _tolerance(policy: mf.Policy) -> float:
+def _tolerance(policy: mf.Policy) -> tuple[float, float]:
+    """(absolute, relative) tolerance of the policy's ``reported_consistent`` rule."""
     for rule in policy.rules:
         if rule.check == "reported_consistent":
-            return float(rule.params.get("tolerance", DEFAULT_TOLERANCE))
-    return DEFAULT_TOLERANCE
+            return pol.tolerances(rule.params)
+    return DEFAULT_TOLERANCE, pol.DEFAULT_RELATIVE_TOLERANCE
 
 
 def validate(project: Project, req: ValidateRequest, reporter: Reporter | None = None
@@ -157,7 +158,7 @@ def validate(project: Project, req: ValidateRequest, reporter: Reporter | None =
 
     metrics: dict[str, float] = result["metrics"]
     latency: dict[str, float] = result["latency"]
-    gaps = pol.reported_gaps(manifest.metrics, metrics, _tolerance(policy))
+    gaps = pol.reported_gaps(manifest.metrics, metrics, *_tolerance(policy))
     findings = [f"reported {k} = {a:.4g} but recomputed {b:.4g}" for k, (a, b) in gaps.items()]
     evidence = pol.Evidence(metrics=metrics, reported=manifest.metrics, latency=latency,
                             manifest=manifest, card=card, artifact_verified=True,
