@@ -122,6 +122,14 @@ def legacy_hash(policy_bytes: bytes) -> str:
     return hashlib.sha256(policy_bytes).hexdigest()[:16]
 
 
+def signing_required_quick(config_text: str) -> bool:
+    """``signing: required`` read from config.yaml's text (for read commands that do not parse
+    the config)."""
+    import re
+
+    return re.search(r"(?m)^signing:\s*['\"]?required['\"]?\s*(#.*)?$", config_text) is not None
+
+
 def pinned_in(config_text: str) -> str | None:
     match = _PIN_LINE.search(config_text)
     return match.group(1) if match else None

@@ -260,7 +260,9 @@ def promote(project: Project, model: str, version: str | None, env: str,
     ref = f"{model}@{version}" if version else f"{model}@latest"
     found = resolve(project, reg.load(project.root), ref)
     entry, manifest = found.entry, found.manifest
-    state = reg.load(project.root).model(model)
+    from mlopsctl.trust import trusted_registry
+
+    state = trusted_registry(project).model(model)  # the order check counts signed events only
     assert state is not None
     problem = order_problem(state, entry.version, environment)
     if problem:

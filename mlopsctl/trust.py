@@ -62,15 +62,16 @@ def report_problem(project: Project, report: dict[str, Any], env: str) -> str | 
 # --- events -------------------------------------------------------------------------------------
 
 
-def trusted_registry(project: Project) -> Any:
+def trusted_registry(project: Project, gto_files: bool = False) -> Any:
     """The registry folded from trusted event tags only, under ``signing: required`` (every
     tag otherwise)."""
     from mlopsctl import registry as reg
     from mlopsctl.gitops.refs import read_tags
 
     records = read_tags(project.root)
+    gto = reg.read_gto_files(project.root) if gto_files else None
     if not required(project):
-        return reg.build(records)
+        return reg.build(records, gto)
     from mlopsctl.signing import verify_signatures
 
     good = {c.tag for c in verify_signatures(project) if c.ok}
@@ -78,7 +79,7 @@ def trusted_registry(project: Project) -> Any:
 
     # Only registry events need a signature; other tags (lightweight counters) pass through.
     return reg.build([r for r in records
-                      if r.name in good or not r.annotated or T.parse_tag(r.name) is None])
+                      if r.name in good or not r.annotated or T.parse_tag(r.name) is None], gto)
 
 
 # --- governance history -------------------------------------------------------------------------

@@ -522,6 +522,9 @@ def test_a_hand_written_note_does_not_release_and_forged_tags_are_not_events(
     assert [r for r in rows if r["environment"] == "staging"] == []
     assert run("sync").code == 0
     assert not (anchored / ".mlops" / "deploy" / "staging" / "clf").exists()
+    shown = json.loads(run("show", "--json").out)["clf"]
+    assert not shown["stage"].get("staging")
+    assert shown["version"] == "v0.1.0"  # the signed registration still counts
 
 
 def test_verify_release_recomputes_instead_of_trusting_the_note(staged: Snapshot) -> None:

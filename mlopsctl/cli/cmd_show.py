@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from mlopsctl.cli import console
@@ -24,12 +26,11 @@ def command(model: str | None, show_all: bool, as_json: bool) -> None:
       mlopsctl show churn
       mlopsctl show --json | jq '.churn.stage.production'
     """
-    from mlopsctl import registry as reg
     from mlopsctl import views
     from mlopsctl.workspace import Workspace
 
     ws = Workspace.find()
-    registry = reg.load(ws.root, gto_files=True)  # .gto stages and artifacts.yaml, as gto show
+    registry = _registry(ws)
     console.warn_policy_drift(ws)
     if model is None:
         doc = views.summary(registry, include_deprecated=show_all)
@@ -94,3 +95,21 @@ def _render_detail(detail: dict[str, object]) -> None:
     for col in t.columns[:5]:
         col.no_wrap = True
     console.out().print(t)
+
+
+def _registry(ws: Any) -> Any:
+    """The registry as gto show reads it (.gto stages and artifacts.yaml too); under
+    `signing: required`, from signed events only: an unsigned or forged tag is not an event."""
+    from mlopsctl import registry as reg
+    from mlopsctl.governance import signing_required_quick
+
+    try:
+        required = ws.initialized and signing_required_quick(ws.config_path.read_text())
+    except OSError:
+        required = False
+    if not required:
+        return reg.load(ws.root, gto_files=True)
+    from mlopsctl.project import Project
+    from mlopsctl.trust import trusted_registry
+
+    return trusted_registry(Project.open(ws.root), gto_files=True)
