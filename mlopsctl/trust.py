@@ -220,7 +220,33 @@ def event_problems(project: Project, signers: dict[str, str]) -> dict[str, str]:
                 if event.version not in before:
                     problems[event.tag] = (f"a rollback to {event.version}, which was never live "
                                            f"in {event.stage} before")
+        for env, holder in state.stages.items():
+            if holder.tag in good_tags and holder.tag not in problems \
+                    and holder.data.get("rollback") is not True:
+                missing = _approval_gap(project, state, env, holder)
+                if missing:
+                    problems[holder.tag] = missing
     return problems
+
+
+def _approval_gap(project: Project, state: Any, env: str, holder: Any) -> str | None:
+    """Why the live version of ``env`` lacks the approvals the environment asks for, or None."""
+    from mlopsctl.approvals import count
+
+    environment = project.config.environments.get(env)
+    entry = state.versions.get(holder.version or "")
+    if environment is None or environment.approvals <= 0 or entry is None:
+        return None
+    manifest = project.manifest_at(state.name, entry.version, entry.commit)
+    if manifest is None:
+        return None
+    actor = str(holder.data.get("actor") or "")
+    promoter = actor[actor.find("<") + 1:actor.rfind(">")] if "<" in actor else None
+    got = count(project, entry.commit, manifest, env, promoter)
+    if len(got.approvers) >= environment.approvals:
+        return None
+    return (f"live in {env} with {len(got.approvers)} of the {environment.approvals} approval(s) "
+            f"it needs")
 
 
 # --- recompute instead of trusting ---------------------------------------------------------------

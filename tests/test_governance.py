@@ -541,3 +541,47 @@ def test_verify_release_recomputes_instead_of_trusting_the_note(staged: Snapshot
     assert "FAIL accuracy" in result.out
     assert git(staged.repo, "rev-parse", "refs/notes/mlops") == notes_before  # wrote nothing
     assert run("verify", "--release", "clf@v0.1.0").code == 2
+
+
+def test_verify_checks_the_live_versions_approvals_and_their_signatures(
+        anchored: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    access = load(anchored, ".mlops/access.yaml")
+    access["roles"]["reviewer"] = ["approve:production"]
+    for member in access["members"]:
+        if member["email"] == "dev@example.com":
+            member["roles"] = ["developer", "reviewer"]
+    save(anchored, ".mlops/access.yaml", access)
+    edit_env(anchored, "production", approvals=1)
+    git(anchored, "add", ".mlops")
+    git(anchored, "commit", "-q", "-m", "production needs a reviewer")
+    assert run("policy", "accept", "-m", "approvals: 1").code == 0
+    (anchored / "model.pkl").write_bytes(b"junk that is no model")
+    assert run("bump", "clf", "--artifact", "model.pkl").code == 0
+    commit = git(anchored, "rev-parse", "clf@v0.1.0^{commit}")
+    tag(anchored, "clf#production#2", keys["ada"],
+        "Promote\n\nmlopsctl:\n  event: promote\n  actor: Ada Lovelace <ada@example.com>\n",
+        target=commit)  # made by hand, without an approval
+
+    def problem() -> str | None:
+        result = run("verify", "--signatures", "--json")
+        return {c["tag"]: c for c in json.loads(result.out)["tags"]}["clf#production#2"][
+            "problem"]
+
+    assert "0 of the 1 approval(s)" in str(problem())
+
+    # A hand-written approval in the note, unsigned: still not counted.
+    note = {"approvals": {"production": [{"approver": "dev@example.com",
+                                          "environment": "production",
+                                          "artifact_sha256": load(
+                                              anchored, ".mlops/models/clf/versions/0.1.0.yaml"
+                                          )["artifact"]["sha256"]}]}}
+    subprocess.run(["git", "notes", "--ref=refs/notes/mlops", "add", "-f", "-m",
+                    json.dumps(note), commit], cwd=anchored, check=True)
+    assert "0 of the 1 approval(s)" in str(problem())
+
+    # Dev approves with his own key: signed, counted.
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "dev@example.com")
+    git(anchored, "config", "user.signingkey", f"{keys['dev']}.pub")
+    approved = json.loads(run("approve", "clf", "0.1.0", "--env", "production", "--json").out)
+    assert "BEGIN SSH SIGNATURE" in approved["signature"]
+    assert problem() is None
