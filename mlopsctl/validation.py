@@ -231,24 +231,25 @@ def _store(project: Project, commit: str, env: str, report: dict[str, Any]) -> N
         merge_note(project.root, commit, NOTE_SECTION, env, report)
 
 
-def _learn_holdout(project: Project, model: str, holdout: Path, target: str) -> bool:
-    """Remember the holdout in the model card (committed), when it lies inside the repo."""
+def _learn_holdout(project: Project, model: str, holdout: Path, target: str) -> str | None:
+    """Remember the holdout in the model card, when it lies inside the repo: the commit."""
     from mlopsctl.fsio import file_lock
     from mlopsctl.gitops import refs
 
     try:
         rel = holdout.resolve().relative_to(project.root).as_posix()
     except ValueError:
-        return False
+        return None
     ws = project.ws
     with file_lock(ws.lock_path):
         card = project.card(model) or mf.ModelCard(name=model)
         card.holdout = mf.Holdout(path=rel, target=target)
         files = {ws.rel(ws.card_path(model)): mf.dump(card)}
         head = refs.head_commit(project.root)
-        refs.commit_files(project.root, files, f"mlopsctl: {model} holdout is {rel}", head)
+        commit = refs.commit_files(project.root, files, f"mlopsctl: {model} holdout is {rel}",
+                                   head)
         refs.sync_worktree(project.root, files)
-    return True
+    return commit
 
 
 def latest_report(project: Project, commit: str, env: str) -> dict[str, Any] | None:

@@ -97,8 +97,9 @@ def test_a_remembered_holdout_is_announced_and_no_remember_avoids_it(repo: Path)
     err = ok("validate", f"{MODEL}@0.1.0", "--data", "data/holdout.csv", "--target", "target",
              *RUNS)
     assert "recorded data/holdout.csv (target 'target') as the holdout in clf's model card " \
-           "(committed)" in err
+           "(committed, " in err
     assert "--no-remember" in err
+    assert f"git revert {git(repo, 'rev-parse', 'HEAD')[:8]}" in err
     assert holdout_in_card(repo) == {"path": "data/holdout.csv", "target": "target"}
     assert git(repo, "rev-parse", "HEAD~1") == before
     assert git(repo, "diff", "--name-only", "HEAD~1", "HEAD") == CARD.as_posix()
