@@ -210,7 +210,9 @@ def test_init_writes_config_policy_access_and_dvc_and_commits(repo: Path,
 
     dvc_conf = ConfigObj(str(repo / ".dvc" / "config"))
     assert dvc_conf["core"]["remote"] == "mlops"
-    assert dvc_conf["core"]["analytics"].lower() == "false"
+    assert "analytics" not in dvc_conf["core"]  # a per-user choice, not the team's config
+    local_conf = ConfigObj(str(repo / ".dvc" / "config.local"))
+    assert local_conf["core"]["analytics"].lower() == "false"
     assert dvc_conf['remote "mlops"']["url"]
     assert remote_dir(repo).is_dir()
 
