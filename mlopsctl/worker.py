@@ -23,16 +23,20 @@ def apply_limits(limits: dict[str, Any]) -> None:
 
     mib = 1024 * 1024
 
-    def cap(which: int, value: int) -> None:
+    def cap(which: int, value: int, grace: int = 0) -> None:
+        # The soft limit signals (SIGXCPU, EFBIG, MemoryError); the hard one, ``grace`` later,
+        # kills: the gap lets the worker say which limit it met.
         _, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
-        resource.setrlimit(which, (value, value if hard == resource.RLIM_INFINITY else hard))
+            resource.setrlimit(which, (value, min(hard, value + grace)))
+        else:
+            resource.setrlimit(which, (value, value + grace))
 
     if limits.get("memory_mb"):
         cap(resource.RLIMIT_AS, int(limits["memory_mb"]) * mib)
     if limits.get("cpu_seconds"):
-        cap(resource.RLIMIT_CPU, max(1, int(float(limits["cpu_seconds"]) + 0.999)))
+        cap(resource.RLIMIT_CPU, max(1, int(float(limits["cpu_seconds"]) + 0.999)), grace=2)
     cap(resource.RLIMIT_FSIZE, int(limits.get("file_size_mb", 0)) * mib)
     if limits.get("open_files"):
         cap(resource.RLIMIT_NOFILE, int(limits["open_files"]))
@@ -56,6 +60,8 @@ def _load_table(path: Path) -> Any:
 def _is_classifier(model: Any, y: Any) -> bool:
     from sklearn.base import is_classifier, is_regressor
 
+    if not hasattr(model, "__sklearn_tags__"):  # an ONNX session: classes_ tell a classifier
+        return hasattr(model, "classes_")
     if is_regressor(model):
         return False
     if is_classifier(model) or hasattr(model, "classes_"):

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from mlopsctl.cli import console
+from mlopsctl.cli import complete, console
 
 
 @click.command("validate")
-@click.argument("ref", metavar="MODEL@VERSION")
+@click.argument("ref", metavar="MODEL@VERSION", shell_complete=complete.refs)
 @click.option("--env", default="staging", show_default=True,
               help="The environment whose gates apply.")
 @click.option("--data", type=click.Path(path_type=Path), metavar="PATH",
@@ -30,8 +30,9 @@ def command(ref: str, env: str, data: Path | None, target: str | None, drop: tup
             remember: bool, latency_runs: int, timeout: float, as_json: bool) -> None:
     """Validate a version against an environment's gates, on recomputed evidence.
 
-    Fetches the artifact (sha256 checked first), loads it safely in a separate process
-    (pickles are inspected and any code outside the scientific stack is refused), recomputes
+    Fetches the artifact (sha256 checked first), loads it in a sandboxed worker process
+    (pickles and skops files may name only the exact classes and functions of the loader's
+    allowlist plus the policy's trusted_types; ONNX carries no code), recomputes
     accuracy/precision/recall/F1/ROC AUC (or MAE/RMSE/R2) on the holdout, measures latency,
     scores the policy, and stores the report as a git note on the version's commit.
     Exits 0 when every gate passes, 1 when any fails. A holdout given with --data is recorded
@@ -65,8 +66,9 @@ def command(ref: str, env: str, data: Path | None, target: str | None, drop: tup
         render(report)
     if report["status"] == "refused":
         raise CheckFailed(f"{report['model']}@{report['version']}: {report['error']}",
-                          hint="re-register the model as .skops, or with only scikit-learn, "
-                          "numpy, scipy and pandas objects")
+                          hint="a team's own class: list it under `trusted_types:` in "
+                          ".mlops/policy.yaml, then `mlopsctl policy accept`; a model from "
+                          "someone you do not trust: ask for ONNX (docs/security.md)")
     if report["status"] == "error":
         raise CheckFailed(f"{report['model']}@{report['version']} could not be scored: "
                           f"{report['error']}")
