@@ -69,7 +69,7 @@ def test_trusted_types_in_the_policy_allow_it_once_accepted(team_model: Path) ->
     assert drifted.code != 0 and "drift" in drifted.err  # the pin covers trusted types
     assert run("policy", "accept", "-m", "allow our Clip transformer").code == 0
 
-    code, report, err = _validate()
+    _, report, err = _validate()
 
     assert report["status"] in ("passed", "failed"), (report, err)  # loaded and scored
     assert report["model_class"] == "Pipeline"
