@@ -539,7 +539,8 @@ def _check_artifacts(scan: _Scan) -> None:
         pointer_rel = _pointer_rel(model, version[1:])
         pointer = scan.pointers.get(key)
         if pointer is None:
-            if not os.path.exists(os.path.join(root, pointer_rel)):
+            if not os.path.exists(os.path.join(root, pointer_rel)) \
+                    and not _collected(scan, facts.get("md5")):
                 scan.add(Finding("artifacts", f"{model}@{version} has no DVC pointer "
                                  f"{pointer_rel}: `dvc pull` cannot find its blob", rel,
                                  hint=f"git checkout {model}@{version} -- {pointer_rel}"))
@@ -555,6 +556,20 @@ def _check_artifacts(scan: _Scan) -> None:
                 scan.add(Finding("artifacts", f"a DVC pointer without a version manifest "
                                  f"({manifest_rel})", prel))
     _check_ignored(scan)
+
+
+def _collected(scan: _Scan, md5: str | None) -> bool:
+    """Whether gc removed this blob on purpose (its tombstone is in the local remote): gc then
+    drops the pointer from the branch too, and that is no finding."""
+    from mlopsctl.blobstate import was_collected
+    from mlopsctl.store.remote import load_remote
+
+    if not md5 or scan.config is None:
+        return False
+    try:
+        return was_collected(load_remote(scan.ws.root, scan.config.remote), md5)
+    except MlopsError:
+        return False
 
 
 def _check_ignored(scan: _Scan) -> None:

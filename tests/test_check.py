@@ -388,7 +388,7 @@ def test_check_ref_on_a_production_stage_tag_names_stage_and_version(
     assert info["actor"] == "Grace <grace@example.com>"
     assert info["signed"] is False and info["recorded_by_mlopsctl"] is True
     lines = outputs.read_text().splitlines()
-    assert {"event=assign", "model=m", "version=v0.2.0", "stage=production",
+    assert {"event=assign", "model=m", "name=m", "version=v0.2.0", "stage=production",
             "signed=false"} <= set(lines)
     assert "**production**" in summary.read_text()
     text = ok("check-ref", "m@v0.1.0").out

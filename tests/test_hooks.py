@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -130,6 +132,42 @@ def test_an_installed_pre_push_hook_refuses_unsigned_tags_where_signing_is_requi
                           env=env, capture_output=True, text=True, check=False, timeout=300)
     assert push.returncode == 0, push.stdout + push.stderr
     assert git(remote, "tag", "--list") == "m@v0.1.0"
+
+    # pre-commit runs no pre-push hook for a push of tags alone (a promotion): documented, and
+    # the plain git hook the README gives instead does catch it.
+    _set_signing(reg, "required")
+    commit = git(reg, "rev-parse", "m@v0.1.0^{commit}")
+    git(reg, "tag", "-a", "m#staging#2", "-m", "unsigned", commit)
+    git(reg, "tag", "-a", "m#staging#3", "-m", "unsigned", commit)
+    push = subprocess.run(["git", "push", "origin", "m#staging#2"], cwd=reg, env=env,
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert push.returncode == 0, push.stdout + push.stderr
+    hook = reg / ".git" / "hooks" / "pre-push"
+    hook.write_text('#!/bin/sh\nexec mlopsctl check --pre-push --push-remote "$1"\n')
+    hook.chmod(0o755)
+    push = subprocess.run(["git", "push", "origin", "m#staging#3"], cwd=reg, env=env,
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert push.returncode != 0
+    assert "[signatures]" in push.stdout + push.stderr
+    assert "m#staging#3" not in git(remote, "tag", "--list")
+
+
+def _readme_ci_commands() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"In CI, give the key as the secret `MLOPSCTL_KEY` and run\n`([^`]+)`", text)
+    assert match, "README.md lost its CI line"
+    return [shlex.split(part) for part in match.group(1).split("&&")]
+
+
+def test_the_readmes_ci_line_passes_on_a_healthy_registry_after_gc(registry: Path) -> None:
+    for version in ("0.1.0", "0.2.0", "0.3.0"):
+        (registry / "model.bin").write_bytes(f"weights {version}".encode() * 100)
+        ok("bump", "m", "--artifact", "model.bin", "--version", version)
+    ok("gc", "--keep-last", "1")
+    for command in _readme_ci_commands():
+        assert command[0] == "mlopsctl"
+        result = run(*command[1:])
+        assert result.code == 0, (command, result.out, result.err)
 
 
 def test_check_pre_push_names_only_the_tags_the_remote_lacks(reg: Path, tmp_path: Path,

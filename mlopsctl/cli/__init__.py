@@ -12,10 +12,14 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from mlopsctl import __version__
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 # name -> (module, one-line summary). Summaries live here so `--help` imports no command.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -44,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("doctor", "Check the repository's health."),
     "check": ("check", "Check the registry's files, pins and events (pre-commit, CI)."),
     "check-ref": ("check_ref", "Say what a pushed registry tag did (for CI)."),
+    "completion": ("completion", "Print the shell completion script (bash, zsh, fish)."),
     "key": ("key", "Export or import the registry's encryption key."),
     "demo": ("demo", "Run a narrated demo in a temporary repository."),
 }
@@ -59,6 +64,14 @@ class LazyGroup(click.Group):
         module = importlib.import_module(f"mlopsctl.cli.cmd_{COMMANDS[cmd_name][0]}")
         command: click.Command = module.command
         return command
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        # From the static table: completing a command name imports no command module.
+        from click.shell_completion import CompletionItem
+
+        items = [CompletionItem(name, help=summary) for name, (_, summary) in COMMANDS.items()
+                 if name.startswith(incomplete)]
+        return items + click.Command.shell_complete(self, ctx, incomplete)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, summary) for name, (_, summary) in COMMANDS.items()]

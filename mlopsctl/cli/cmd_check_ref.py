@@ -39,8 +39,10 @@ def command(ref: str, as_json: bool) -> None:
                 continue
             print(f"{key + ':':14}{str(value).lower() if isinstance(value, bool) else value}")
     if ci.github_actions():
-        ci.set_outputs({k: info.get(k) for k in ("event", "model", "version", "stage", "counter",
-                                                  "actor", "signed", "tag", "commit")})
+        # `name` as well as `model`: the output names gto-action gives the same event
+        outputs = {k: info.get(k) for k in ("event", "model", "version", "stage", "counter",
+                                            "actor", "signed", "tag", "commit")}
+        ci.set_outputs({**outputs, "name": info["model"]})
         where = f" to **{info['stage']}**" if info.get("stage") else ""
         ci.append_summary(f"### mlopsctl check-ref\n\n`{info['tag']}`: {info['event']} "
                           f"**{info['model']}** {info.get('version') or ''}{where} by "

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from mlopsctl.cli import console
+from mlopsctl.cli import complete, console
 
 
 @click.command("fetch")
-@click.argument("ref", metavar="MODEL@VERSION|MODEL#ENV")
+@click.argument("ref", metavar="MODEL@VERSION|MODEL#ENV", shell_complete=complete.refs)
 @click.option("-o", "--out", type=click.Path(path_type=Path), metavar="PATH",
               help="Where to write the file (default: its original name, here).")
 @click.option("--force", is_flag=True, help="Replace an existing file that differs.")

@@ -6,11 +6,11 @@ from typing import Any
 
 import click
 
-from mlopsctl.cli import console
+from mlopsctl.cli import complete, console
 
 
 @click.command("history")
-@click.argument("model", required=False)
+@click.argument("model", required=False, shell_complete=complete.models)
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON (the same fields as `gto history --json`), newest first.")
 @click.option("--details", is_flag=True,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from mlopsctl.cli import console
+from mlopsctl.cli import complete, console
 
 
 @click.command("promote")
-@click.argument("model")
-@click.argument("version", required=False)
+@click.argument("model", shell_complete=complete.models)
+@click.argument("version", required=False, shell_complete=complete.versions)
 @click.option("--to", "env", required=True, metavar="ENV", help="The environment to release to.")
 @click.option("-m", "--message", default="", help="Why (kept in the event's tag).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from mlopsctl.cli import console
+from mlopsctl.cli import complete, console
 
 
 @click.command("rollback")
-@click.argument("model")
+@click.argument("model", shell_complete=complete.models)
 @click.option("--env", required=True, metavar="ENV", help="The environment to roll back.")
 @click.option("--to", "to", metavar="VERSION",
               help="An earlier version that was live there (default: the previous one, still "

@@ -6,11 +6,11 @@ from typing import Any
 
 import click
 
-from mlopsctl.cli import console
+from mlopsctl.cli import complete, console
 
 
 @click.command("show")
-@click.argument("model", required=False)
+@click.argument("model", required=False, shell_complete=complete.models)
 @click.option("--all", "show_all", is_flag=True, help="Include deprecated models.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON (without MODEL: the same document as `gto show --json`).")

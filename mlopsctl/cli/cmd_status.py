@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from mlopsctl.cli import console
+from mlopsctl.cli import complete, console
 
 
 @click.command("status")
-@click.argument("model", required=False)
+@click.argument("model", required=False, shell_complete=complete.models)
 @click.option("--env", metavar="ENV", help="Only this environment.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def command(model: str | None, env: str | None, as_json: bool) -> None:

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mlopsctl.cli import console
+from mlopsctl.cli import complete, console
 
 if TYPE_CHECKING:
     from mlopsctl.project import Project
 
 
 @click.command("verify")
-@click.argument("target", required=False, metavar="[MODEL[@VERSION]]")
+@click.argument("target", required=False, metavar="[MODEL[@VERSION]]",
+                shell_complete=complete.refs)
 @click.option("--signatures", is_flag=True,
               help="Check the signatures of the event tags instead of the artifacts: each must "
               "be signed by a key in the pinned allowed-signers file whose owner's roles grant "
