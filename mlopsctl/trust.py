@@ -74,7 +74,10 @@ def trusted_registry(project: Project, gto_files: bool = False) -> Any:
         return reg.build(records, gto)
     from mlopsctl.signing import verify_signatures
 
-    good = {c.tag for c in verify_signatures(project) if c.ok}
+    signers = {c.tag: c.signer or "" for c in verify_signatures(project) if c.ok}
+    # A good signature on a bad event (an actor who is not the signer, a rollback to a version
+    # never live there) is no event either.
+    good = set(signers) - set(event_problems(project, signers, approvals=False))
     from mlopsctl.gitops import tags as T
 
     # Only registry events need a signature; other tags (lightweight counters) pass through.
@@ -195,7 +198,8 @@ def require_trusted_history(project: Project, anchor: Path) -> list[Change]:
 # --- events that verify but do not hold up ------------------------------------------------------
 
 
-def event_problems(project: Project, signers: dict[str, str]) -> dict[str, str]:
+def event_problems(project: Project, signers: dict[str, str],
+                   approvals: bool = True) -> dict[str, str]:
     """For tags whose signature holds (tag -> signer): those whose recorded actor is not the
     signer, and rollbacks to a version that was never live in that environment before."""
     from mlopsctl import registry as reg
@@ -215,12 +219,12 @@ def event_problems(project: Project, signers: dict[str, str]) -> dict[str, str]:
                 problems[event.tag] = f"the recorded actor {actor} is not the signer {signer}"
                 continue
             if event.kind == T.ASSIGN and event.data.get("rollback") is True:
-                before = {e.version for e in ordered[:i]
-                          if e.kind == T.ASSIGN and e.stage == event.stage}
+                before = {e.version for e in ordered[:i] if e.tag in good_tags
+                          and e.kind == T.ASSIGN and e.stage == event.stage}
                 if event.version not in before:
                     problems[event.tag] = (f"a rollback to {event.version}, which was never live "
                                            f"in {event.stage} before")
-        for env, holder in state.stages.items():
+        for env, holder in state.stages.items() if approvals else ():
             if holder.tag in good_tags and holder.tag not in problems \
                     and holder.data.get("rollback") is not True:
                 missing = _approval_gap(project, state, env, holder)

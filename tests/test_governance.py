@@ -585,3 +585,24 @@ def test_verify_checks_the_live_versions_approvals_and_their_signatures(
     approved = json.loads(run("approve", "clf", "0.1.0", "--env", "production", "--json").out)
     assert "BEGIN SSH SIGNATURE" in approved["signature"]
     assert problem() is None
+
+
+def test_a_signed_rollback_to_a_never_live_version_does_not_go_live(
+        anchored: Path, keys: dict[str, Path]) -> None:
+    (anchored / "model.pkl").write_bytes(b"junk that is no model")
+    assert run("bump", "clf", "--artifact", "model.pkl").code == 0
+    commit = git(anchored, "rev-parse", "clf@v0.1.0^{commit}")
+    git(anchored, "-c", "tag.gpgsign=false", "tag", "-a", "-m", "forged", "clf#staging#2",
+        commit)  # an unsigned assignment does not make it "live before"
+    tag(anchored, "clf#staging#3", keys["dev"],  # dev holds rollback:staging
+        "Roll back\n\nmlopsctl:\n  event: rollback\n  rollback: true\n"
+        "  actor: Dev <dev@example.com>\n", target=commit)
+
+    rows = json.loads(run("status", "--json").out)
+    assert [r for r in rows if r["environment"] == "staging"] == []
+    assert run("sync").code == 0
+    assert not (anchored / ".mlops" / "deploy" / "staging" / "clf").exists()
+    result = run("verify", "--signatures", "--json")
+    checks = {c["tag"]: c for c in json.loads(result.out)["tags"]}
+    assert "never live in staging" in checks["clf#staging#3"]["problem"]
+    assert checks["clf#staging#2"]["problem"] == "unsigned"
