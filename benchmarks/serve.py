@@ -1,0 +1,308 @@
+"""Benchmark of `mlopsctl serve`: predict latency (p50/p95) and throughput at 1 and 4 clients on
+a small scikit-learn model, beside a bare uvicorn app that only parses JSON, calls
+``model.predict`` and answers, in the same run; then again at 4 clients while the registry
+promotes and rolls back (each switch makes the server load or flip versions).
+
+    .venv/bin/python benchmarks/serve.py [--requests 2000] [--switches 6] [--out FILE]
+
+Each server runs in its own process (uvicorn, one worker, loopback); the clients are threads
+of this process on keep-alive ``http.client`` connections, each request one row. Everything
+lives in a temporary directory with its own HOME (key, remote), deleted at the end. Targets:
+p95 <= 20 ms at 4 clients; mlopsctl's p50 within 1.5x of the bare app's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "clf"
+BARE = '''
+import json, pickle, sys, warnings
+import numpy as np
+import uvicorn
+
+warnings.filterwarnings("ignore", message="X does not have valid feature names")
+
+model = pickle.load(open(sys.argv[2], "rb"))
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    rows = np.asarray(json.loads(body)["instances"], dtype=np.float64)
+    out = json.dumps({"predictions": model.predict(rows).tolist()}).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": out})
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            access_log=False, lifespan="off")
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str]) -> str:
+    proc = subprocess.run([sys.executable, "-m", "mlopsctl", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"mlopsctl {' '.join(args)} failed:\n{proc.stderr}")
+    return proc.stdout
+
+
+def prepare(base: Path, env: dict[str, str]) -> tuple[Path, list[list[float]], Path]:
+    """A registry with two validated versions of a small classifier, both in staging, 0.1.0
+    live in production. Returns (repo, rows to send, the 0.1.0 pickle)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    repo = base / "repo"
+    repo.mkdir()
+    frame = load_breast_cancer(as_frame=True).frame
+    train, holdout = train_test_split(frame, test_size=0.3, random_state=0)
+    (repo / "data").mkdir()
+    train.to_csv(repo / "data" / "train.csv", index=False)
+    holdout.to_csv(repo / "data" / "holdout.csv", index=False)
+    (repo / ".gitignore").write_text("model.pkl\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "data"]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True)
+    cli("init", cwd=repo, env=env)
+    x, y = train.drop(columns=["target"]), train["target"]
+    first = base / "v1.pkl"
+    for number, c in (("0.1.0", 0.1), ("0.2.0", 1.0)):
+        blob = pickle.dumps(make_pipeline(StandardScaler(), LogisticRegression(C=c,
+                                                                               max_iter=2000))
+                            .fit(x, y))
+        (repo / "model.pkl").write_bytes(blob)
+        if number == "0.1.0":
+            first.write_bytes(blob)
+        cli("bump", MODEL, "--artifact", "model.pkl", "--version", number, "--data",
+            "data/train.csv", "--holdout", "data/holdout.csv", "--target", "target",
+            "--description", "benchmark", "--intended-use", "benchmarks only", cwd=repo, env=env)
+        for stage in ("staging", "production"):
+            cli("validate", f"{MODEL}@{number}", "--env", stage, "--latency-runs", "20",
+                cwd=repo, env=env)
+        cli("promote", MODEL, number, "--to", "staging", cwd=repo, env=env)
+    cli("promote", MODEL, "0.1.0", "--to", "production", cwd=repo, env=env)
+    rows = holdout.drop(columns=["target"]).head(50).values.tolist()
+    return repo, rows, first
+
+
+def wait_up(port: int, proc: subprocess.Popen[bytes], path: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            conn.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("server did not come up")
+
+
+def load(port: int, path: str, rows: list[list[float]], clients: int, per_client: int,
+         stop: threading.Event | None = None) -> dict[str, Any]:
+    """``clients`` threads send single-row predictions; returns latencies and failures."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    versions: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def worker(offset: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine: list[float] = []
+        seen: dict[str, int] = {}
+        i = 0
+        while (stop is None and i < per_client) or (stop is not None and not stop.is_set()):
+            body = json.dumps({"instances": [rows[(offset + i) % len(rows)]]})
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                data = response.read()
+            except OSError as exc:
+                with lock:
+                    failures.append(repr(exc))
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                i += 1
+                continue
+            mine.append(time.perf_counter() - t0)
+            if response.status != 200:
+                with lock:
+                    failures.append(f"{response.status} {data[:200]!r}")
+            else:
+                version = json.loads(data).get("model_version", "-")
+                seen[version] = seen.get(version, 0) + 1
+            i += 1
+        with lock:
+            latencies.extend(mine)
+            for k, v in seen.items():
+                versions[k] = versions.get(k, 0) + v
+
+    threads = [threading.Thread(target=worker, args=(n * 7,)) for n in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    return {"clients": clients, "requests": len(latencies), "failures": len(failures),
+            "failure_samples": failures[:3], "p50_ms": pct(0.50), "p95_ms": pct(0.95),
+            "max_ms": latencies[-1] * 1000, "throughput_rps": len(latencies) / elapsed,
+            "versions": versions}
+
+
+def switching(port: int, rows: list[list[float]], repo: Path, env: dict[str, str],
+              switches: int) -> dict[str, Any]:
+    """4 clients while the registry promotes 0.2.0 and rolls back, ``switches`` times."""
+    stop = threading.Event()
+    result: dict[str, Any] = {}
+
+    def run_load() -> None:
+        result.update(load(port, f"/v1/models/{MODEL}:predict", rows, 4, 0, stop))
+
+    thread = threading.Thread(target=run_load)
+    thread.start()
+    try:
+        for i in range(switches):
+            if i % 2 == 0:
+                cli("promote", MODEL, "0.2.0", "--to", "production", cwd=repo, env=env)
+            else:
+                cli("rollback", MODEL, "--env", "production", cwd=repo, env=env)
+            time.sleep(1.0)
+    finally:
+        stop.set()
+        thread.join()
+    result["switches"] = switches
+    return result
+
+
+def start(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as fh:  # a file, not a pipe nobody reads: a full pipe blocks the server
+        return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=fh)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    lines = ["| server | clients | requests | failed | p50 ms | p95 ms | max ms | req/s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['clients']} | {r['requests']} | {r['failures']} | "
+                     f"{r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['max_ms']:.1f} | "
+                     f"{r['throughput_rps']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per measurement")
+    parser.add_argument("--switches", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results-serve.md")
+    opts = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="mlopsctl-bench-serve-"))
+    env = {**os.environ, "HOME": str(base / "home"), "XDG_CONFIG_HOME": str(base / "home/.c"),
+           "XDG_DATA_HOME": str(base / "home/.d"), "DVC_NO_ANALYTICS": "1",
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "Bench", "GIT_COMMITTER_NAME": "Bench",
+           "GIT_AUTHOR_EMAIL": "bench@example.com", "GIT_COMMITTER_EMAIL": "bench@example.com",
+           "OMP_NUM_THREADS": "1"}
+    for var in ("MLOPSCTL_KEY", "MLOPSCTL_CONFIG_DIR", "MLOPSCTL_DATA_DIR"):
+        env.pop(var, None)
+    (base / "home").mkdir()
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        print("preparing a registry (two validated versions)...", file=sys.stderr)
+        repo, rows, first = prepare(base, env)
+        bare_port, serve_port = free_port(), free_port()
+        (base / "bare.py").write_text(BARE)
+        servers.append(start([sys.executable, str(base / "bare.py"), str(bare_port), str(first)],
+                             base, env, base / "bare.log"))
+        servers.append(start([sys.executable, "-m", "mlopsctl", "serve", MODEL, "--env",
+                              "production", "--port", str(serve_port), "--poll", "0.2"],
+                             repo, env, base / "serve.log"))
+        wait_up(bare_port, servers[0], "/")
+        wait_up(serve_port, servers[1], "/health")
+        predict = f"/v1/models/{MODEL}:predict"
+        load(bare_port, predict, rows, 1, 200)  # warm-up
+        load(serve_port, predict, rows, 1, 200)
+        results = []
+        for clients in (1, 4):
+            per = max(1, opts.requests // clients)
+            results.append(("bare uvicorn + model.predict", load(bare_port, predict, rows,
+                                                                   clients, per)))
+            results.append(("mlopsctl serve", load(serve_port, predict, rows, clients, per)))
+        print("switching versions under load...", file=sys.stderr)
+        during = switching(serve_port, rows, repo, env, opts.switches)
+        results.append((f"mlopsctl serve, {opts.switches} switches", during))
+        load_avg = os.getloadavg()
+        ratio_1 = results[1][1]["p50_ms"] / results[0][1]["p50_ms"]
+        ratio_4 = results[3][1]["p50_ms"] / results[2][1]["p50_ms"]
+        text = "\n".join([
+            "# `mlopsctl serve` benchmark",
+            "",
+            f"Generated by `benchmarks/serve.py` on {os.cpu_count()} cores, load average "
+            f"{load_avg[0]:.1f} / {load_avg[1]:.1f} / {load_avg[2]:.1f} (1/5/15 min) at the "
+            "end: other work was running, so treat absolute figures as pessimistic.",
+            "Model: StandardScaler + LogisticRegression on breast_cancer (30 features), one row "
+            "per request, keep-alive connections, server and clients in separate processes.",
+            "",
+            table(results),
+            "",
+            f"Overhead of mlopsctl over the bare app (p50): {ratio_1:.2f}x at 1 client, "
+            f"{ratio_4:.2f}x at 4 clients (target <= 1.5x). p95 at 4 clients: "
+            f"{results[3][1]['p95_ms']:.2f} ms (target <= 20 ms).",
+            f"During {opts.switches} switches: {during['failures']} failed requests of "
+            f"{during['requests']}; answers by version: {during['versions']}.",
+            "",
+        ])
+        opts.out.write_text(text)
+        print(text)
+        return 0 if during["failures"] == 0 else 1
+    finally:
+        for proc in servers:
+            stop_server(proc)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
