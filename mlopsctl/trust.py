@@ -227,10 +227,34 @@ def event_problems(project: Project, signers: dict[str, str],
         for env, holder in state.stages.items() if approvals else ():
             if holder.tag in good_tags and holder.tag not in problems \
                     and holder.data.get("rollback") is not True:
-                missing = _approval_gap(project, state, env, holder)
+                missing = _approval_gap(project, state, env, holder) \
+                    or _report_gap(project, state, env, holder)
                 if missing:
                     problems[holder.tag] = missing
     return problems
+
+
+def _report_gap(project: Project, state: Any, env: str, holder: Any) -> str | None:
+    """Under ``signing: required``: why the live version's report for ``env`` does not hold
+    (unsigned, signed by someone who may not validate, failed, or for another artifact)."""
+    if not required(project):
+        return None
+    from mlopsctl.validation import latest_report
+
+    entry = state.versions.get(holder.version or "")
+    if entry is None:
+        return None
+    report = latest_report(project, entry.commit, env)
+    if report is None:
+        return f"live in {env} with no validation report in the notes (mlopsctl pull?)"
+    problem = report_problem(project, report, env)
+    if problem:
+        return f"live in {env}, but {problem}"
+    manifest = project.manifest_at(state.name, entry.version, entry.commit)
+    if report.get("passed") is not True or (
+            manifest and report.get("artifact_sha256") != manifest.artifact.sha256):
+        return f"live in {env}, but its signed {env} report did not pass for this artifact"
+    return None
 
 
 def _approval_gap(project: Project, state: Any, env: str, holder: Any) -> str | None:

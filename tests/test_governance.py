@@ -579,9 +579,11 @@ def test_verify_checks_the_live_versions_approvals_and_their_signatures(
                     json.dumps(note), commit], cwd=anchored, check=True)
     assert "0 of the 1 approval(s)" in str(problem())
 
-    # Dev approves with his own key: signed, counted.
+    # Dev approves with his own key: signed, counted (and the live version needs a signed
+    # passing report for production as well).
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "dev@example.com")
     git(anchored, "config", "user.signingkey", f"{keys['dev']}.pub")
+    put_signed_report(anchored, commit, "production", "Dev <dev@example.com>")
     approved = json.loads(run("approve", "clf", "0.1.0", "--env", "production", "--json").out)
     assert "BEGIN SSH SIGNATURE" in approved["signature"]
     assert problem() is None
@@ -606,3 +608,42 @@ def test_a_signed_rollback_to_a_never_live_version_does_not_go_live(
     checks = {c["tag"]: c for c in json.loads(result.out)["tags"]}
     assert "never live in staging" in checks["clf#staging#3"]["problem"]
     assert checks["clf#staging#2"]["problem"] == "unsigned"
+
+
+def put_signed_report(repo: Path, commit: str, env: str, validator: str,
+                      passed: bool = True) -> dict[str, Any]:
+    """A report in the note, signed with git's current user.signingkey."""
+    from mlopsctl.attest import REPORT_NAMESPACE, signed
+    from mlopsctl.gitops.notes import merge_note
+
+    sha = load(repo, ".mlops/models/clf/versions/0.1.0.yaml")["artifact"]["sha256"]
+    report = signed(repo, {"passed": passed, "artifact_sha256": sha, "policy_hash": pinned(repo),
+                           "validated_by": validator, "environment": env}, REPORT_NAMESPACE)
+    merge_note(repo, commit, "validations", env, report)
+    return report
+
+
+def test_verify_checks_the_live_versions_signed_report(anchored: Path,
+                                                      keys: dict[str, Path]) -> None:
+    (anchored / "model.pkl").write_bytes(b"junk that is no model")
+    assert run("bump", "clf", "--artifact", "model.pkl").code == 0
+    commit = git(anchored, "rev-parse", "clf@v0.1.0^{commit}")
+    tag(anchored, "clf#staging#2", keys["dev"],
+        "Promote\n\nmlopsctl:\n  event: promote\n  actor: Dev <dev@example.com>\n",
+        target=commit)
+
+    def problem() -> str | None:
+        result = run("verify", "--signatures", "--json")
+        return {c["tag"]: c for c in json.loads(result.out)["tags"]}["clf#staging#2"]["problem"]
+
+    assert "no validation report" in str(problem())
+    git(anchored, "config", "user.signingkey", f"{keys['dev']}.pub")
+    good = put_signed_report(anchored, commit, "staging", "Dev <dev@example.com>")
+    assert problem() is None
+    from mlopsctl.gitops.notes import merge_note
+
+    merge_note(anchored, commit, "validations", "staging",
+               {k: v for k, v in good.items() if k != "signature"})  # a hand-written copy
+    assert "not validly signed" in str(problem())
+    put_signed_report(anchored, commit, "staging", "Dev <dev@example.com>", passed=False)
+    assert "did not pass" in str(problem())
