@@ -18,7 +18,8 @@ why; ``validate_model`` returns the report, passed or not. Exceptions are for mi
 environment, all ``mlopsctl.errors.MlopsError`` with a ``message`` and a ``hint``:
 ``UsageError`` (bad arguments, unknown model or version), ``EnvironmentProblem`` (not a
 registry, no key, no git identity, remote unreachable), ``CheckFailed`` from
-``create_model_version`` and ``set_model_card`` when the policy pin or your role forbids writing.
+``create_model_version``, ``set_model_card`` and ``approve_model`` when the policy pin or your
+role forbids it.
 """
 
 from __future__ import annotations
@@ -331,6 +332,16 @@ class MLOpsManager:
                               data=Path(holdout) if holdout is not None else None,
                               target=target, latency_runs=latency_runs)
         return validate(self.project, req)
+
+    def approve_model(self, model_name: str, model_version: str,
+                      environment: str = "production", message: str = "") -> dict[str, Any]:
+        """Record your approval of this version's artifact for ``environment``
+        (``mlopsctl approve``); returns the entry. Environments with ``approvals: N`` release
+        only with N approvers other than the promoter. CheckFailed when your role may not
+        approve there."""
+        from mlopsctl.approvals import approve
+
+        return approve(self.project, f"{model_name}@{model_version}", environment, message)
 
     # --- releases ------------------------------------------------------------------------
 

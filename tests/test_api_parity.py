@@ -311,3 +311,38 @@ def test_importing_the_api_stays_cheap(tmp_path: Path) -> None:
                           text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_approvals_gate_and_approve_model(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from mlopsctl import DeploymentStatus, MLOpsManager
+
+    manager = MLOpsManager(project)
+    manager.create_model_version("clf", "model.pkl", data_paths=["data/train.csv"],
+                                 holdout="data/holdout.csv", target="target",
+                                 description="d", intended_use="u")
+    config = project / ".mlops" / "config.yaml"
+    doc = yaml.safe_load(config.read_text())
+    doc["environments"]["staging"]["approvals"] = 1
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    access = project / ".mlops" / "access.yaml"
+    members = yaml.safe_load(access.read_text())
+    members["members"].append({"email": "eve@example.com", "roles": ["releaser"]})
+    access.write_text(yaml.safe_dump(members, sort_keys=False))
+    assert run("policy", "accept", "-m", "one approval for staging").code == 0
+    git(project, "add", ".mlops/access.yaml")
+    git(project, "commit", "-q", "-m", "eve releases")
+
+    refused = MLOpsManager(project).promote_model("clf", "0.1.0", "staging")
+    assert refused.deployment_status is DeploymentStatus.REFUSED
+    assert refused.gate == "approval" and "needs 1 approval" in (refused.reason or "")
+
+    for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.setenv(key, "eve@example.com")
+    entry = MLOpsManager(project).approve_model("clf", "0.1.0", "staging", "looks right")
+    assert entry["approver"] == "eve@example.com"
+    for key, value in IDENTITY.items():
+        monkeypatch.setenv(key, value)
+    done = MLOpsManager(project).promote_model("clf", "0.1.0", "staging")
+    assert done.deployment_status is DeploymentStatus.DEPLOYED, done.reason
