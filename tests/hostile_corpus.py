@@ -29,6 +29,9 @@ in an attribute). Routes:
 - ``hidden-in-estimator``: any of the above as an attribute of a real fitted LogisticRegression
   or Pipeline that still predicts correctly;
 - ``memory-bomb``: a few bytes that ask for many GiB;
+- ``unchecked-state``: only allowed names, but state that Cython/C kernels trust (a tree node
+  pointing outside the node array, sparse indices outside the matrix): predict crashes or
+  touches foreign memory;
 - ``stdout``: a payload that writes a fake worker reply to stdout;
 - ``env-secret``: a payload that copies ``MLOPSCTL_KEY`` from the environment into the marker.
 """
@@ -319,6 +322,23 @@ def _tree_out_of_bounds() -> bytes:
     return pickle.dumps(tree)
 
 
+def _sparse_coef_out_of_bounds() -> bytes:
+    """A real LogisticRegression whose ``coef_`` is a scipy csc_matrix with row indices far
+    outside the matrix: scipy's sparse kernels trust them, so decision_function reads and
+    writes memory outside its buffers (sparse state is never checked on unpickling)."""
+    import numpy as np
+    from scipy import sparse
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    lr = LogisticRegression(max_iter=500).fit(x, y == 0)
+    coef = sparse.csc_matrix(lr.coef_)
+    coef.indices = 10**7 + 1000 * np.arange(len(coef.indices), dtype=coef.indices.dtype)
+    lr.coef_ = coef
+    return pickle.dumps(lr)
+
+
 def _joblib_shape_bomb(gib: int) -> bytes:
     """A joblib NumpyArrayWrapper announcing a float64 array of ``gib`` GiB; joblib allocates
     np.empty(count) before reading the (absent) data."""
@@ -518,9 +538,12 @@ _BOMBS: list[tuple[str, str, str, str, Callable[[], bytes], tuple[str, ...]]] = 
      lambda: _ndarray_bomb(BOMB_GIB, NEWOBJ), ("numpy.ndarray",)),
     ("bomb-joblib-array-shape", ".joblib", "joblib", "memory-bomb",
      lambda: _joblib_shape_bomb(BOMB_GIB), ()),
-    # Every name legitimate, the state not: predict reads memory outside the node array.
+    # Every name legitimate, the state not: predict reads (or writes) memory outside the
+    # arrays the state describes.
     ("tree-children-out-of-bounds", ".pkl", "sklearn-pickle", "unchecked-state",
      _tree_out_of_bounds, ()),
+    ("sparse-coef-indices-out-of-bounds", ".pkl", "sklearn-pickle", "unchecked-state",
+     _sparse_coef_out_of_bounds, ()),
 ]
 
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.hostile
 # Address space of the child loading one file: enough for numpy, scipy, pandas and
 # scikit-learn, far below what a memory bomb asks for.
 LIMIT = 3 * 2**30
-CASE_TIMEOUT = 60
+CASE_TIMEOUT = 120
 SECRET = "0123456789abcdef" * 4  # shaped like a registry key
 
 # One interpreter imports the loader and the scientific stack once, then forks a child per
