@@ -3,19 +3,21 @@
 Trains a small scikit-learn model on a dataset shipped with scikit-learn, then runs the real
 commands (in-process, exactly as typed) a new user would: init, bumps, show, history, a
 verified fetch, verify, validate, promotion through staging and production (blue-green), a
-second release and a rollback. Keys, the artifact remote and the deploy slots live inside the
+second release (served over HTTP by `mlopsctl serve`, which switches versions as it goes
+out) and a rollback. Keys, the artifact remote and the deploy slots live inside the
 demo directory, so the demo leaves nothing in your own configuration.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 MODEL = "cancer-clf"
@@ -69,6 +71,38 @@ def _write_data(repo: Path) -> None:
     for name, x, y in (("train", x_train, y_train), ("holdout", x_test, y_test)):
         np.savetxt(repo / "data" / f"{name}.csv", np.column_stack([x, y]), delimiter=",",
                    header=header, comments="", fmt="%.6g")
+
+
+@contextlib.contextmanager
+def _serving(repo: Path) -> Iterator[Callable[..., str]]:
+    """``mlopsctl serve`` for production on a free loopback port, on a thread; yields
+    ``ask(until=None)``: one prediction for a holdout row, as the answer's text (waiting, with
+    ``until``, for the server to answer with that version)."""
+    import time
+    import urllib.request
+
+    from mlopsctl.project import Project
+    from mlopsctl.serving.server import ThreadedServer, follow_registry
+
+    row = _read_csv(repo / "data" / "holdout.csv")[0][:1].tolist()
+    service = follow_registry(Project.open(repo), MODEL, "production", interval=0.1)
+
+    with ThreadedServer(service) as server:
+        def ask(until: str | None = None) -> str:
+            deadline = time.monotonic() + 60
+            while True:
+                request = urllib.request.Request(
+                    f"{server.url}/v1/models/{MODEL}:predict",
+                    data=json.dumps({"instances": row}).encode(),
+                    headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    doc = json.loads(response.read())
+                if until is None or doc["model_version"] == until or \
+                        time.monotonic() > deadline:
+                    return json.dumps({k: doc[k] for k in ("predictions", "model_version")})
+                time.sleep(0.1)
+
+        yield ask
 
 
 def run_demo(directory: Path | None, say: Callable[[str], None],
@@ -140,14 +174,18 @@ def run_demo(directory: Path | None, say: Callable[[str], None],
             "live with an atomic flip.[/]")
         step(["promote", MODEL, "0.2.0", "--to", "staging"])
         step(["promote", MODEL, "0.2.0", "--to", "production", "-m", "first release"])
-        say("[cyan]10. A second release: retrain, register 0.3.0, promote it through both "
-            "environments.[/]")
-        metrics = _train(repo, c=10.0, max_iter=1000)
-        say(f"   retrained: {metrics}")
-        step(["bump", MODEL, "--minor", "--metrics", "metrics.json", "--params", "params.json",
-              "--data", "data/train.csv", "-m", "C=10"])
-        step(["promote", MODEL, "0.3.0", "--to", "staging"])
-        step(["promote", MODEL, "0.3.0", "--to", "production", "-m", "second release"])
+        say("[cyan]10. A second release while production is served over HTTP (`mlopsctl serve`, "
+            "KServe v1): retrain, register 0.3.0, promote it through both environments, and "
+            "watch the server switch versions on its own.[/]")
+        with _serving(repo) as ask:
+            say(f"   POST /v1/models/{MODEL}:predict -> {ask()}")
+            metrics = _train(repo, c=10.0, max_iter=1000)
+            say(f"   retrained: {metrics}")
+            step(["bump", MODEL, "--minor", "--metrics", "metrics.json", "--params",
+                  "params.json", "--data", "data/train.csv", "-m", "C=10"])
+            step(["promote", MODEL, "0.3.0", "--to", "staging"])
+            step(["promote", MODEL, "0.3.0", "--to", "production", "-m", "second release"])
+            say(f"   POST /v1/models/{MODEL}:predict -> {ask(until='0.3.0')}")
         step(["status", MODEL])
         say("[cyan]11. Something is wrong in production: roll back. 0.2.0 is still warm in the "
             "other slot, so this is an instant flip (recorded as its own event).[/]")

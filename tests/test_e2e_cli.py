@@ -943,6 +943,9 @@ def test_demo_runs_the_tour_in_a_relative_dir(tmp_path: Path,
     assert versions == ["cancer-clf@v0.1.0", "cancer-clf@v0.2.0", "cancer-clf@v0.3.0"]
     assert (demo_repo / "restored.pkl").is_file()
     assert not list(demo_repo.rglob("*.key"))  # keys live beside the repo, never in it
+    # The server answered for 0.2.0, then, after the promotion, for 0.3.0.
+    served = result.out.replace("\n", " ")
+    assert served.index('"model_version": "0.2.0"') < served.index('"model_version": "0.3.0"')
     # Released twice, then rolled back: production serves 0.2.0 again, staging 0.3.0.
     with chdir(demo_repo):
         shown = json.loads(run("show", "--json").out)
