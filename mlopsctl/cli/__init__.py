@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unassign": ("unassign", "Take a version out of an environment."),
     "deregister": ("deregister", "Withdraw one version of a model."),
     "deprecate": ("deprecate", "Deprecate a model (hidden from show)."),
+    "card": ("card", "Show or edit a model's card (like gto annotate)."),
     "push": ("push", "Send registry tags, notes and the branch to a git remote."),
     "pull": ("pull", "Fetch the team's registry tags and notes; merge the notes."),
     "gc": ("gc", "Remove stored blobs of versions no longer needed."),
