@@ -194,6 +194,15 @@ def _schema(kind: str) -> Any:
 
 
 @functools.lru_cache(maxsize=4096)
+def _model_of_dir(part: str) -> str | None:
+    """The model a ``.mlops/models/<part>`` directory belongs to (Workspace.model_dir's
+    inverse), or None for a directory no model name maps to."""
+    if T.NAME_RE.fullmatch(part):
+        return part
+    return T.name_of_path_part(part)
+
+
+@functools.lru_cache(maxsize=4096)
 def _legal_version(text: str) -> bool:
     return semver.is_valid(text) and not text.startswith("v") and str(semver.parse(text)) == text
 
@@ -284,7 +293,6 @@ class _Scan:
         default_factory=dict)  # (model, 'v1.2.0') -> (rel, blob id, facts)
     pointers: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
     blobs: list[str] = field(default_factory=list)  # .zst files present in the work tree
-    legal_names: set[str] = field(default_factory=set)
     index: dict[str, str] = field(default_factory=dict)  # rel -> blob id, files git has as-is
     tag_objects: dict[str, str] = field(default_factory=dict)  # tag name -> tag object id
 
@@ -365,12 +373,14 @@ def _check_file(scan: _Scan, rel: str) -> None:
         scan.add(Finding("names", "not a registry file (expected model.yaml, "
                          "versions/X.Y.Z.yaml or artifacts/X.Y.Z.zst.dvc)", rel))
         return
-    if name is not None and (name not in scan.legal_names and not T.NAME_RE.fullmatch(name)):
-        scan.add(Finding("names", f"'{name}' is not a legal model name (lowercase letters, "
-                         "digits, '-' and '_')", rel))
-        return
     if name is not None:
-        scan.legal_names.add(name)
+        model = _model_of_dir(name)
+        if model is None:
+            scan.add(Finding("names", f"'{name}' is not a model directory: a GTO name stored "
+                             "with every character but lowercase letters, digits, '-' and '_' "
+                             "as %XX (Big/Name as %42ig%2F%4Eame)", rel))
+            return
+        name = model  # keyed by the model's name, as the registry knows it
     if version is not None and not _legal_version(version):
         scan.add(Finding("names", f"'{version}' is not a version (X.Y.Z, SemVer 2.0)", rel))
         return
@@ -431,7 +441,8 @@ def _facts(scan: _Scan, rel: str, kind: str, blob: str,
 
 def _manifest_identity(scan: _Scan, rel: str, name: str, version: str,
                        facts: dict[str, Any]) -> None:
-    for key, expected in (("model", name), ("version", version)):
+    model = T.name_of_path_part(name) or name  # the directory holds the encoded name
+    for key, expected in (("model", model), ("version", version)):
         if facts.get(key) != expected:
             scan.add(Finding("names", f"the manifest says {key} '{facts.get(key)}' but lives "
                              f"at {rel}", rel, _line_of_key(scan.read(rel) or b"", key), key))

@@ -197,6 +197,8 @@ def test_illegal_names_and_stray_files_are_findings(reg: Path) -> None:
     (models / "Bad Name" / "model.yaml").write_text("name: x\n")
     (models / "m" / "versions" / "1.0.yaml").write_text("x: 1\n")
     (models / "m" / "notes.txt").write_text("scribbles\n")
+    (models / "%42ig").mkdir()  # how mlopsctl spells the GTO name 'Big' as a directory
+    (models / "%42ig" / "model.yaml").write_text("name: Big\n")
     _code, found = findings()
     names = {f["file"]: f["message"] for f in found if f["check"] == "names"}
     assert set(names) == {".mlops/models/Bad Name/model.yaml",
