@@ -551,6 +551,10 @@ def test_bump_takes_gto_names_maps_dir_name_as_gto_and_keeps_paths_inside(regist
     out = tmp_path / "restored.pkl"
     ok("fetch", "src/models.v2:x@0.1.0", "-o", out)
     assert out.read_bytes() == blobs[2]
+    # `check` knows the mapping: GTO names' directories are no findings
+    checked = run("check", "--json")
+    assert [f for f in json.loads(checked.out)["findings"] if f["check"] == "names"] == [], \
+        checked.out
     # the local deploy target maps names the same way
     base = tmp_path / "deploy"
     for env, name in [("production", "../../escape:x"), ("Prod/EU", "Big/Name")]:
