@@ -304,6 +304,31 @@ class MLOpsManager:
 
         return all(c.ok for c in verify(self.project, target))
 
+    # --- lifecycle (GTO's deprecate / deregister / unassign) -----------------------------
+
+    def deprecate_model(self, model_name: str, message: str = "") -> dict[str, Any]:
+        """``mlopsctl deprecate``: the tag MODEL@deprecated; environments keep what they serve
+        (listed under ``still_live``)."""
+        from mlopsctl.lifecycle import deprecate
+
+        return deprecate(self.project, model_name, message).to_json()
+
+    def deregister_version(self, model_name: str, version: str,
+                           message: str = "") -> dict[str, Any]:
+        """``mlopsctl deregister``: the tag MODEL@vX.Y.Z!#N (refused for a served version)."""
+        from mlopsctl.lifecycle import deregister
+
+        return deregister(self.project, model_name, version, message).to_json()
+
+    def unassign_model(self, model_name: str, environment: str, version: str | None = None,
+                       everything: bool = False, message: str = "") -> dict[str, Any]:
+        """``mlopsctl unassign``: the tag MODEL#ENV!#N, then the deploy target follows;
+        ``live`` says what the environment serves now."""
+        from mlopsctl.lifecycle import unassign
+
+        return unassign(self.project, model_name, environment, version, everything,
+                        message).to_json()
+
     # --- card and validation -------------------------------------------------------------
 
     def set_model_card(self, model_name: str, description: str | None = None,

@@ -330,3 +330,15 @@ def test_history_shows_every_lifecycle_event(reg: Snapshot) -> None:
     assert events[0]["mlopsctl"]["message"] == "end of life"
     assert out["mlopsctl"]["message"] == "warm copy unwanted"
     assert_gto_agrees(reg.repo)
+
+
+def test_the_api_runs_the_same_lifecycle(reg: Snapshot) -> None:
+    from mlopsctl import MLOpsManager
+
+    manager = MLOpsManager(reg.repo)
+    result = manager.unassign_model(MODEL, "staging")
+    assert result["unassigned"] == ["v0.2.0"] and result["live"] == "v0.1.0"
+    assert live_version(reg.repo) == "v0.1.0"
+    assert manager.deregister_version(MODEL, "0.3.0")["tags"] == ["clf@v0.3.0!#4"]
+    assert manager.deprecate_model(MODEL)["still_live"] == {"staging": "v0.1.0"}
+    assert MODEL not in manager.list_models()
