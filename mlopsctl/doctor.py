@@ -36,7 +36,33 @@ def diagnose(start: Path | None = None) -> list[Finding]:
     findings += [_dvc(project), _remote(project), _key(project), _policy(project),
                  _index(project), _targets(project)]
     findings += _tags(project)
+    findings.append(_notes_fetch(project))
     return findings
+
+
+def _notes_fetch(project) -> Finding:
+    """Whether `git fetch` brings the team's validation reports (a fresh clone's does not)."""
+    from mlopsctl.gitops.git import GitFailed, git
+    from mlopsctl.gitops.notes import fetch_refspec
+
+    try:
+        remotes = git(project.root, "remote").decode().split()
+    except GitFailed:
+        remotes = []
+    missing = []
+    for remote in remotes:
+        try:
+            specs = git(project.root, "config", "--get-all", f"remote.{remote}.fetch").decode()
+        except GitFailed:
+            specs = ""
+        if fetch_refspec(remote) not in specs.split():
+            missing.append(remote)
+    if missing:
+        return Finding("reports", WARN, f"`git fetch {missing[0]}` does not bring the team's "
+                       "validation reports (refs/notes/mlops)",
+                       f"mlopsctl pull {missing[0]}  (fetches them and sets up git fetch)")
+    return Finding("reports", OK, "git fetch brings the team's validation reports"
+                   if remotes else "no git remote (reports stay in this clone)")
 
 
 def _index(project) -> Finding:

@@ -139,6 +139,10 @@ def test_reports_reach_clones_through_pull_and_then_plain_git_fetch(team: Team) 
 
     fresh = clone(team, "fresh")
     assert read_note(fresh, commit) == {}  # `git clone` does not fetch notes
+    doctor = on(fresh, "doctor").out
+    assert "warn reports: `git fetch origin` does not bring the team's validation reports" \
+        in " ".join(doctor.split()), doctor
+    assert "mlopsctl pull origin" in doctor
     refused = on(fresh, "promote", "m", "0.1.0", "--to", "staging")
     assert refused.code == 1
     assert "this clone has no validation reports yet" in refused.err
@@ -146,6 +150,7 @@ def test_reports_reach_clones_through_pull_and_then_plain_git_fetch(team: Team) 
 
     ok(fresh, "pull")
     assert read_note(fresh, commit)["validations"]["staging"]["validated_at"].startswith("2026")
+    assert "ok   reports: git fetch brings" in on(fresh, "doctor").out
     assert "+refs/notes/mlops*:refs/notes/remotes/origin/mlops*" in git(
         fresh, "config", "--get-all", "remote.origin.fetch").splitlines()
 
