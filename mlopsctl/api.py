@@ -290,7 +290,7 @@ class MLOpsManager:
         from mlopsctl import registry as reg
         from mlopsctl import views
 
-        return views.summary(reg.load(self.root))
+        return views.summary(reg.load(self.root, gto_files=True))
 
     def fetch(self, ref: str, out: str | os.PathLike[str] | None = None,
               force: bool = False) -> Path:

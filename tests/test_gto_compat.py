@@ -559,3 +559,18 @@ def test_bump_takes_gto_names_maps_dir_name_as_gto_and_keeps_paths_inside(regist
     base = tmp_path / "deploy"
     for env, name in [("production", "../../escape:x"), ("Prod/EU", "Big/Name")]:
         assert LocalTarget(base).dir(env, name).resolve().parent.parent == base.resolve()
+
+
+def test_the_api_lists_declared_artifacts_as_show_does(registry: Path) -> None:
+    from mlopsctl.api import MLOpsManager
+
+    (registry / "artifacts.yaml").write_text("nn: {}\n")
+    (registry / ".gto").write_text("stages: [prod, dev]\n")
+    git(registry, "add", "artifacts.yaml")
+    git(registry, "commit", "-q", "-m", "declare nn")
+    listed = MLOpsManager(registry).list_models()
+    assert listed == mlopsctl_json(registry, "show")
+    assert listed == {"nn": {"version": None, "stage": {"prod": None, "dev": None},
+                             "registered": False, "active": True}}
+    header = next(line for line in run("show").out.splitlines() if "latest" in line).split()
+    assert header == ["model", "latest", "prod", "dev"]  # the columns in the config's order

@@ -68,7 +68,8 @@ def _render_summary(doc: dict[str, dict[str, object]]) -> None:
         console.note("No models registered yet. Register one with: mlopsctl bump MODEL "
                      "--artifact PATH")
         return
-    stages = sorted({s for m in doc.values() for s in m["stage"]})  # type: ignore[attr-defined]
+    # every model lists the same stages, in GTO's order (sorted, or as .gto lists them)
+    stages = list(dict.fromkeys(s for m in doc.values() for s in m["stage"]))  # type: ignore[attr-defined]
     t = console.table("model", "latest", *stages)
     for name, m in doc.items():
         label = name if m["active"] else f"{name} (deprecated)"
