@@ -116,6 +116,9 @@ def build(path: Path, models: int, env: dict[str, str]) -> Path:
     subprocess.run(["git", "fast-import", "--quiet", "--done"], cwd=path, check=True, env=env,
                    input=fast_import_stream(models))
     subprocess.run(["git", "checkout", "-q", "main"], cwd=path, check=True, env=env)
+    # fast-import leaves every tag loose; a registry that lives a while has them packed (git
+    # gc does it), so the benchmark starts there and the ticks add loose tags on top.
+    subprocess.run(["git", "pack-refs", "--all"], cwd=path, check=True, env=env)
     subprocess.run([sys.executable, "-m", "mlopsctl", "init"], cwd=path, check=True, env=env,
                    capture_output=True)
     return path
@@ -127,6 +130,7 @@ async def measure(root: Path, ticks: int) -> dict[str, object]:
     app = MonitorApp(root, interval=None, scrape=False)
     idle: list[float] = []
     changed: list[float] = []
+    cpu: list[float] = []  # CPU time of the tick's thread: what load on the machine cannot inflate
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.pause()
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True,
@@ -137,15 +141,18 @@ async def measure(root: Path, ticks: int) -> dict[str, object]:
             idle.append(time.perf_counter() - t)
             subprocess.run(["git", "tag", "-a", "-m", f"bench {n}", f"bench{n}@v0.1.0", head],
                            cwd=root, check=True)
-            t = time.perf_counter()
+            await asyncio.sleep(0.15)  # past the racy window: the tick sees a settled change
+            t, c = time.perf_counter(), time.thread_time()
             app.tick()
             changed.append(time.perf_counter() - t)
+            cpu.append(time.thread_time() - c)
         rows = app.overview_rows()
     return {"ticks": ticks, "rows": rows,
             "changed_p50_ms": statistics.median(changed) * 1e3,
             "changed_p95_ms": _p95(changed) * 1e3,
             "changed_max_ms": max(changed) * 1e3,
-            "idle_p95_ms": _p95(idle) * 1e3}
+            "idle_p95_ms": _p95(idle) * 1e3,
+            "cpu_p50_ms": statistics.median(cpu) * 1e3, "cpu_p95_ms": _p95(cpu) * 1e3}
 
 
 def _p95(values: list[float]) -> float:
@@ -167,9 +174,9 @@ def main() -> int:
                "GIT_AUTHOR_NAME": "Ada Lovelace", "GIT_AUTHOR_EMAIL": "ada@example.com",
                "GIT_COMMITTER_NAME": "Ada Lovelace", "GIT_COMMITTER_EMAIL": "ada@example.com"}
         os.environ.update(env)
-        print("| models | tags | tick p50 (ms) | tick p95 (ms) | max (ms) | idle tick p95 (ms) "
-              "| target p95 |")
-        print("|---:|---:|---:|---:|---:|---:|---|")
+        print("| models | tags | tick p50 (ms) | tick p95 (ms) | max (ms) | CPU p50 / p95 (ms) "
+              "| idle tick p95 (ms) | target p95 |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---|")
         for size in sizes:
             root = build(Path(tmp) / f"r{size}", size, env)
             result = asyncio.run(measure(root, args.ticks))
@@ -178,6 +185,7 @@ def main() -> int:
                 f"≤ {target:.0f} ms: {'met' if result['changed_p95_ms'] <= target else 'MISSED'}")
             print(f"| {size} | {size * 5} | {result['changed_p50_ms']:.1f} | "
                   f"{result['changed_p95_ms']:.1f} | {result['changed_max_ms']:.1f} | "
+                  f"{result['cpu_p50_ms']:.1f} / {result['cpu_p95_ms']:.1f} | "
                   f"{result['idle_p95_ms']:.2f} | {verdict} |", flush=True)
     return 0
 

@@ -296,7 +296,9 @@ class Monitor:
         self.notes = NotesIndex(project.root)
         self.states: dict[str, reg.ModelState] = {}
         self.rows: dict[str, dict[str, Any]] = {}
-        self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
+        self.deps: dict[str, dict[str, dict[str, Any]]] = {}  # model -> env -> deployment
+        self.alerts_version = 0  # bumped whenever any model's alerts change
+        self._environments: list[str] = []
         self.static_alerts: dict[str, list[Alert]] = {}  # per model: targets from validation
         self.live_alerts: dict[str, list[Alert]] = {}  # per model: from live metrics
         self.events: list[reg.Event] = []
@@ -310,6 +312,7 @@ class Monitor:
         self._model_of: dict[str, str | None] = {}  # tag name -> model
         self._commits: dict[str, set[str]] = {}  # commit -> models with a version there
         self._policy_hash = project.config.constitutional_hash
+        self._config_bytes: list[bytes] = []
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -320,7 +323,8 @@ class Monitor:
             return Changes()
         first = self._digest is None
         changes = Changes()
-        if first or digest.files != self._digest.files:  # type: ignore[union-attr]
+        prev = self._digest
+        if prev is None or digest.files != prev.files or prev.files_racy:
             changes.config = self._reload_config() or first
         self._digest = digest
         listing = self.reader.listing()
@@ -333,9 +337,17 @@ class Monitor:
             touched |= self._commits.get(commit, set())
         if changes.config:
             touched |= set(self.states)
+        if changes.config:
+            self._collect_environments()
+        else:  # a new stage adds a column; a vanished one waits for refresh() or config
+            for model in touched:
+                state = self.states.get(model)
+                for stage in state.stages if state else ():
+                    if stage not in self._environments:
+                        self._environments.append(stage)
         for model in touched:
             self._rederive(model)
-        if touched & set(self.states) or changed_tags:
+        if changed_tags:
             self._merge_events(touched)
             changes.events = bool(changed_tags)
         changes.models = touched
@@ -351,7 +363,17 @@ class Monitor:
         return changes
 
     def _reload_config(self) -> bool:
+        """Re-read config (and the policy pin's state) when their bytes changed."""
         ws = self.project.ws
+        seen = []
+        for path in (ws.config_path, ws.policy_path, ws.access_path):
+            try:
+                seen.append(path.read_bytes())
+            except OSError:
+                seen.append(b"")
+        if seen == self._config_bytes:
+            return False
+        self._config_bytes = seen
         try:
             config = mf.load(ws.config_path, mf.Config, ws.rel(ws.config_path))
         except MlopsError as exc:
@@ -413,10 +435,26 @@ class Monitor:
 
     @property
     def environments(self) -> list[str]:
+        """Configured environments, then any other stage a model is assigned to."""
+        return self._environments
+
+    def _collect_environments(self) -> None:
         envs = list(self.project.config.environments)
+        seen = set(envs)
         for state in self.states.values():
-            envs += [s for s in state.stages if s not in envs]
-        return envs
+            for stage in state.stages:
+                if stage not in seen:
+                    seen.add(stage)
+                    envs.append(stage)
+        self._environments = envs
+
+    @property
+    def deployments(self) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(m, e): d for m, by_env in self.deps.items() for e, d in by_env.items()}
+
+    def in_env(self, env: str) -> list[str]:
+        """The models deployed in ``env``."""
+        return [m for m, by_env in self.deps.items() if env in by_env]
 
     def metrics_url(self, env: str) -> str | None:
         environment = self.project.config.environments.get(env)
@@ -424,24 +462,28 @@ class Monitor:
 
     def _rederive(self, model: str) -> None:
         state = self.states.get(model)
-        for key in [k for k in self.deployments if k[0] == model]:
-            del self.deployments[key]
+        self.deps.pop(model, None)
         if state is None:
             self.rows.pop(model, None)
-            self.static_alerts.pop(model, None)
-            self.live_alerts.pop(model, None)
+            if self.static_alerts.pop(model, None) or self.live_alerts.pop(model, None):
+                self.alerts_version += 1
             return
         from mlopsctl.promotion import current_plan
 
+        by_env: dict[str, dict[str, Any]] = {}
         for env in self.environments:
             plan = current_plan(state, model, env)
             if plan.live_version is None and not any(plan.slots.values()):
                 continue
-            self.deployments[(model, env)] = self._deployment(state, env, plan)
-        self.static_alerts[model] = [
-            a for (m, env), d in self.deployments.items() if m == model and d["live"]
-            for a in target_alerts(model, env, d["live"], d["_baseline"], None,
-                                   self.project.config.performance_targets)]
+            by_env[env] = self._deployment(state, env, plan)
+        if by_env:
+            self.deps[model] = by_env
+        static = [a for env, d in by_env.items() if d["live"]
+                  for a in target_alerts(model, env, d["live"], d["_baseline"], None,
+                                         self.project.config.performance_targets)]
+        if static != self.static_alerts.get(model, []):
+            self.alerts_version += 1
+        self.static_alerts[model] = static
         self._live_alerts_for(model)
         self.rows[model] = self._row(state)
 
@@ -480,12 +522,12 @@ class Monitor:
     def _row(self, state: reg.ModelState) -> dict[str, Any]:
         latest = state.latest
         envs: dict[str, Any] = {}
-        for (m, env), d in self.deployments.items():
-            if m == state.name:
-                envs[env] = {"live": d["live"], "slot": d["live_slot"],
-                             "rollback": d["rollback"], "since": d["since"]}
+        by_env = self.deps.get(state.name, {})
+        for env, d in by_env.items():
+            envs[env] = {"live": d["live"], "slot": d["live_slot"],
+                         "rollback": d["rollback"], "since": d["since"]}
         last = state.events[0] if state.events else None
-        deps = [d for (m, _), d in self.deployments.items() if m == state.name and d["live"]]
+        deps = [d for d in by_env.values() if d["live"]]
         compliances = [d["validation"]["compliance"] for d in deps
                        if d["validation"]["compliance"] is not None]
         statuses = {d["environment"]: d["validation"]["status"] or "none" for d in deps}
@@ -539,7 +581,7 @@ class Monitor:
             if history is None or history.url != result.url:
                 history = self.live[env] = lm.LiveHistory(result.url)
             history.add(result)
-            touched |= {m for (m, e) in self.deployments if e == env}
+            touched |= set(self.in_env(env))
         for model in touched:
             self._live_alerts_for(model)
         return touched
@@ -548,14 +590,14 @@ class Monitor:
         history = self.live.get(env)
         if history is None:
             return None
-        dep = self.deployments.get((model, env))
+        dep = self.deps.get(model, {}).get(env)
         return history.stats(model, dep["live"] if dep else None)
 
     def _live_alerts_for(self, model: str) -> None:
         config = self.project.config
         alerts = []
-        for (m, env), d in self.deployments.items():
-            if m != model or not d["live"] or env not in self.live:
+        for env, d in self.deps.get(model, {}).items():
+            if not d["live"] or env not in self.live:
                 continue
             live = self.live_stats(model, env)
             base: Baseline = d["_baseline"]
@@ -569,6 +611,8 @@ class Monitor:
             live_targets = target_alerts(model, env, d["live"], Baseline(), live,
                                          config.performance_targets)
             alerts += [a for a in live_targets if a.metric != "compliance"]
+        if alerts != self.live_alerts.get(model, []):
+            self.alerts_version += 1
         self.live_alerts[model] = alerts
 
     # --- alerts and actions ----------------------------------------------------------------
@@ -614,6 +658,7 @@ class Monitor:
                 record.update(ok=False, message=f"auto-rollback of {alert.model} in "
                               f"{alert.env} failed: {exc.message}")
             self.rollbacks.append(record)
+            self.alerts_version += 1
             done.append(record)
         return done
 
@@ -681,7 +726,7 @@ class Monitor:
             "alerts": [a.to_json() for a in alerts],
             "rollbacks": list(self.rollbacks),
             "events": self.recent_events(),
-            "summary": {"models": len(rows), "deployments": len(self.deployments),
+            "summary": {"models": len(rows), "deployments": sum(map(len, self.deps.values())),
                         "alerts": counts, "worst": worst([a.level for a in alerts])},
         }
 
@@ -751,7 +796,7 @@ def model_detail(monitor: Monitor, model: str) -> dict[str, Any]:
         "latest_reports": latest_reports,
         "events": [_event_doc(e, now) for e in state.events],
         "deployments": [{k: v for k, v in d.items() if not k.startswith("_")}
-                        for (m, _), d in sorted(monitor.deployments.items()) if m == model],
+                        for _, d in sorted(monitor.deps.get(model, {}).items())],
         "alerts": [a.to_json() for a in monitor.alerts(model)],
     }
 

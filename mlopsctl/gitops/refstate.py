@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import zlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -45,6 +46,8 @@ class RefsDigest(NamedTuple):
     tags: tuple[Stamp, ...]
     notes: tuple[Stamp, ...]
     files: tuple[Stamp, ...]
+    files_racy: bool = False  # a watched file changed too recently for its stamp to be trusted
+    nonce: int = 0  # differs from call to call while anything is racy: look again next time
 
 
 class RefListing(NamedTuple):
@@ -59,10 +62,9 @@ class RefListing(NamedTuple):
         return set(self.packed) | set(self.loose)
 
 
-def _tag_dirs(git_dir: Path) -> list[Path]:
-    """refs/tags and its subdirectories (GTO allows '/' in names)."""
-    top = git_dir / "refs" / "tags"
-    out = [top]
+def _subdirs(top: Path) -> list[Path]:
+    """The directories below ``top`` (GTO allows '/' in names; ours never have one)."""
+    out: list[Path] = []
     for dirpath, dirnames, _ in os.walk(top):
         out.extend(Path(dirpath) / d for d in dirnames)
     return out
@@ -82,6 +84,9 @@ class RefsReader:
         self._commit_times: dict[str, int] = {}
         self._loose: dict[str, tuple[Stamp, str]] = {}  # loose ref path -> (stamp, oid)
         self._packed_cache: tuple[Stamp, dict[str, str], str | None] | None = None
+        self._dirs: tuple[Stamp, list[Path]] | None = None  # refs/tags' stamp, its subdirs
+        self._racy = 0
+        self._scan: dict[str, tuple[Stamp, dict[str, tuple[int, str]]]] = {}
         self._last: RefListing | None = None
 
     # --- change detection ------------------------------------------------------------------
@@ -94,12 +99,28 @@ class RefsReader:
                       self.notes_ref)
             return RefsDigest(((hash(out), 0, 0),), (), files)
         packed = stamp(self.git_dir / "packed-refs")
-        tags = (packed, *(stamp(d) for d in _tag_dirs(self.git_dir)))
+        tags = (packed, *(stamp(d) for d in self._tag_dirs()))
         notes_file = self.git_dir / self.notes_ref
         notes = (packed, stamp(notes_file.parent), stamp(notes_file))
-        return RefsDigest(tags, notes, files)
+        files_racy = _racy(*files)
+        nonce = 0
+        if files_racy or _racy(*tags, *notes):
+            # Modified within the file system's timestamp granularity: a second change in the
+            # same tick would leave the same stamp (git's "racy" case), so look again next time.
+            self._racy += 1
+            nonce = self._racy
+        return RefsDigest(tags, notes, files, files_racy, nonce)
 
     # --- listing ---------------------------------------------------------------------------
+
+    def _tag_dirs(self) -> list[Path]:
+        """refs/tags and its subdirectories; the walk is redone only when refs/tags itself
+        changed (a new subdirectory changes its parent's mtime)."""
+        top = self.git_dir / "refs" / "tags"
+        st = stamp(top)
+        if self._dirs is None or self._dirs[0] != st:
+            self._dirs = (_ABSENT if _racy(st) else st, _subdirs(top) if st != _ABSENT else [])
+        return [top, *self._dirs[1]]
 
     def listing(self) -> RefListing:
         if self.reftable:  # pragma: no cover
@@ -107,25 +128,45 @@ class RefsReader:
         packed, notes = self._packed()
         loose: dict[str, str] = {}
         top = self.git_dir / "refs" / "tags"
-        seen: set[str] = set()
-        for directory in _tag_dirs(self.git_dir):
-            try:
-                entries = list(os.scandir(directory))
-            except FileNotFoundError:
-                continue
-            for entry in entries:
-                if not entry.is_file(follow_symlinks=False) or entry.name.endswith(".lock"):
-                    continue
-                oid = self._loose_oid(Path(entry.path), entry)
-                if oid:
-                    loose[Path(entry.path).relative_to(top).as_posix()] = oid
-                    seen.add(entry.path)
-        for path in [p for p in self._loose if p not in seen and "/refs/tags/" in p]:
-            del self._loose[path]
+        for directory in self._tag_dirs():
+            prefix = directory.relative_to(top).as_posix()
+            prefix = "" if prefix == "." else prefix + "/"
+            for name, (_, oid) in self._scan_dir(directory).items():
+                loose[prefix + name] = oid
         notes_file = self.git_dir / self.notes_ref
         if notes_file.is_file():
-            notes = self._loose_oid(notes_file, None) or notes
+            notes = self._loose_oid(notes_file) or notes
         return RefListing(packed, loose, notes)
+
+    def _scan_dir(self, directory: Path) -> dict[str, tuple[int, str]]:
+        """name -> (inode, oid) of the loose refs in one directory. Git replaces a ref by
+        renaming a new file into place, so a changed ref has a new inode: ``scandir`` gives
+        inodes without a ``stat`` per file, and only new inodes are read. Unchanged
+        directories are not listed at all."""
+        key = str(directory)
+        st = stamp(directory)
+        cached = self._scan.get(key)
+        if cached is not None and cached[0] == st:
+            return cached[1]
+        old = cached[1] if cached else {}
+        found: dict[str, tuple[int, str]] = {}
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            if entry.name.endswith(".lock") or not entry.is_file(follow_symlinks=False):
+                continue
+            inode = entry.inode()
+            prev = old.get(entry.name)
+            if prev is not None and prev[0] == inode:
+                found[entry.name] = prev
+                continue
+            oid = _read_ref(Path(entry.path))
+            if oid:
+                found[entry.name] = (inode, oid)
+        self._scan[key] = (_ABSENT if _racy(st) else st, found)
+        return found
 
     def _packed(self) -> tuple[dict[str, str], str | None]:
         """packed-refs parsed, cached by its stamp (git rewrites it whole, never in place)."""
@@ -150,24 +191,15 @@ class RefsReader:
         self._packed_cache = (st, tags, notes)
         return tags, notes
 
-    def _loose_oid(self, path: Path, entry: os.DirEntry[str] | None) -> str | None:
-        try:
-            st = entry.stat(follow_symlinks=False) if entry is not None else os.stat(path)
-        except OSError:
-            return None
-        key = str(path)
-        st_stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        cached = self._loose.get(key)
-        if cached and cached[0] == st_stamp:
+    def _loose_oid(self, path: Path) -> str | None:
+        st = stamp(path)
+        cached = self._loose.get(str(path))
+        if cached and cached[0] == st:
             return cached[1]
-        try:
-            text = path.read_text().strip()
-        except OSError:
-            return None
-        if text.startswith("ref:"):
-            return None
-        self._loose[key] = (st_stamp, text)
-        return text
+        oid = _read_ref(path)
+        if oid:
+            self._loose[str(path)] = (st, oid)
+        return oid
 
     def _listing_from_git(self) -> RefListing:  # pragma: no cover
         out = git(self.root, "for-each-ref", "--format=%(refname) %(objectname)",
@@ -277,6 +309,22 @@ class RefsReader:
                          tagger_email=email, timestamp=ts, date_iso=_iso(ts, tz),
                          message=message.decode("utf-8", "replace"),
                          commit_time=self._commit_times.get(target, 0))
+
+
+RACY_NS = 100_000_000  # 0.1 s: well above any file system's timestamp granularity
+
+
+def _racy(*stamps: Stamp) -> bool:
+    now = time.time_ns()
+    return any(now - st[1] < RACY_NS for st in stamps if st[2] >= 0)
+
+
+def _read_ref(path: Path) -> str | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return None if not text or text.startswith("ref:") else text
 
 
 def read_objects(root: Path, git_dir: Path, oids: Iterable[str]) -> dict[str, tuple[str, bytes]]:

@@ -210,7 +210,7 @@ class MonitorApp(App[None]):
         self._last_scrape = 0.0
         self._last_ages = 0.0
         self._envs: list[str] = []
-        self._alerts_shown: list[monitoring.Alert] | None = None
+        self._alerts_shown = -1
 
     def get_default_screen(self) -> Screen[Any]:
         return OverviewScreen()
@@ -310,10 +310,9 @@ class MonitorApp(App[None]):
             full = True
         models = set(self.monitor.rows) | set(table.cells) if full else changes.models
         written = table.sync(self.monitor, models, self.clock())
-        alerts = self.monitor.alerts()
-        if alerts != self._alerts_shown:
-            self._alerts_shown = alerts
-            screen.query_one("#alerts-table", AlertsTable).show(alerts)
+        if self.monitor.alerts_version != self._alerts_shown or full:
+            self._alerts_shown = self.monitor.alerts_version
+            screen.query_one("#alerts-table", AlertsTable).show(self.monitor.alerts())
         if changes.events or full:
             screen.query_one("#audit-log", AuditLog).show(self.monitor.recent_events())
         if live or full:
@@ -340,7 +339,7 @@ class MonitorApp(App[None]):
             plt.title(title)
             for env, history in self.monitor.live.items():
                 pts = history.series("*", key)
-                for model in {m for (m, e) in self.monitor.deployments if e == env}:
+                for model in self.monitor.in_env(env):
                     pts = pts or history.series(model, key)
                 if pts:
                     t0 = pts[0][0]
@@ -408,7 +407,7 @@ class MonitorApp(App[None]):
 
         def chosen(env: str | None) -> None:
             if env:
-                dep = self.monitor.deployments.get((model, env)) or {}
+                dep = self.monitor.deps.get(model, {}).get(env) or {}
                 slots = dep.get("slots") or {}
                 idle = [v for s, v in slots.items() if s != dep.get("live_slot") and v]
                 to = f" to {idle[0]}" if idle else ""
