@@ -826,7 +826,10 @@ def run_checks(start: Path | None = None, paths: Sequence[str] = (), remote: boo
     for rel in files:
         _check_file(scan, rel)
     _pin(scan)
-    records = read_tags(ws.root)
+    # The tags matter to the whole registry, to manifests, and before a push; a commit that
+    # touches only config, policy or cards (the common pre-commit case) needs none of them.
+    needs_tags = full or bool(scan.manifests) or bool(push_remote)
+    records = read_tags(ws.root) if needs_tags else []
     registry = reg.build(records)
     report.tags = len(records)
     scan.tag_objects = {r.name: r.tag_sha for r in records if r.annotated}
