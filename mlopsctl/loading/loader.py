@@ -62,6 +62,7 @@ class Allowlist:
             extra.add(name)
         self.trusted = frozenset(extra)
         self.globals = allowlist.GLOBALS | self.trusted
+        self.callables = allowlist.CALLABLES | self.trusted
         self.state_types = allowlist.ALL | self.trusted
 
     def permits(self, full: str) -> bool:
@@ -117,7 +118,7 @@ def pickle_globals(data: bytes) -> list[str]:
             elif name in ("GET", "BINGET", "LONG_BINGET"):
                 stack.append(memo.get(int(arg), other))  # type: ignore[arg-type]
             elif name == "DUP":
-                stack.append(stack[-1] if stack else other)
+                stack.extend([popped[0], popped[0]])
             elif name in _MEMO_PUT:
                 stack.extend(popped)
             else:
@@ -175,7 +176,17 @@ def _no_sizes(args: tuple[Any, ...]) -> str | None:
     return "a size argument would allocate memory"
 
 
+def _plain_base(args: tuple[Any, ...]) -> str | None:
+    # copyreg._reconstructor(cls, base, state) calls base.__new__(cls, state): legitimate
+    # pickles name object (or a builtin container) as the base, never numpy.ndarray.
+    if len(args) == 3 and args[1] in (object, dict, list, tuple, set, frozenset, int, float,
+                                      str, bytes):
+        return None
+    return "the base type must be object or a builtin container"
+
+
 ARGUMENT_CHECKS: dict[str, Callable[[tuple[Any, ...]], str | None]] = {
+    "copyreg._reconstructor": _plain_base,
     "numpy._core.multiarray._reconstruct": _empty_array_only,
     "numpy.ma.core._mareconstruct": lambda args: _empty_array_only(args[1:]),
     "_codecs.encode": _latin1_only,
@@ -218,6 +229,9 @@ class _Guard:
         if granted is None or granted[0] is not func:
             raise UnsafeArtifact([f"{opcode} of a {_type_name(func)} object"],
                                  "only functions and classes on the allowlist may be called")
+        if granted[1] not in self.allow.callables:
+            raise UnsafeArtifact([f"{opcode} of {granted[1]}"],
+                                 "it may be named in a model file, never called")
         return granted[1]
 
     def _check_args(self, name: str, args: Any) -> None:
@@ -262,6 +276,94 @@ class _Guard:
     def load_build(self) -> None:
         self._check_build()
         super().load_build()  # type: ignore[misc]
+
+
+def _tree_nodes(tree: Any) -> None:
+    """sklearn's Tree walks its node arrays without bounds checks: each child must be a later
+    node (which also rules out cycles) and each split feature one the tree was fitted on."""
+    import numpy as np
+
+    n = int(tree.node_count)
+    left, right = np.asarray(tree.children_left), np.asarray(tree.children_right)
+    feature = np.asarray(tree.feature)
+    index = np.arange(n)
+    leaf = left == -1
+    if (len(left) != n or len(right) != n or np.any(leaf != (right == -1))
+            or np.any((~leaf) & ((left <= index) | (left >= n) | (right <= index)
+                                 | (right >= n)))
+            or np.any((~leaf) & ((feature < 0) | (feature >= int(tree.n_features))))
+            or np.asarray(tree.value).shape[0] != n):
+        raise UnsafeArtifact(["sklearn.tree._tree.Tree"], "its node arrays point out of bounds")
+
+
+def _sparse_indices(matrix: Any) -> None:
+    """scipy's sparse kernels trust their index arrays; check them as scipy itself can."""
+    try:
+        if hasattr(matrix, "check_format"):
+            matrix.check_format(full_check=True)
+        elif hasattr(matrix, "coords") or hasattr(matrix, "row"):
+            shape = matrix.shape
+            coords = getattr(matrix, "coords", None) or (matrix.row, matrix.col)
+            for axis, values in enumerate(coords):
+                if len(values) and (values.min() < 0 or values.max() >= shape[axis]):
+                    raise ValueError("index out of range")
+    except UnsafeArtifact:
+        raise
+    except Exception as exc:
+        raise UnsafeArtifact([_type_name(matrix)], f"inconsistent sparse matrix: {exc}") \
+            from None
+
+
+def _predictor_nodes(predictor: Any) -> None:
+    """A histogram-gradient-boosting tree: children must be later nodes of the same array."""
+    import numpy as np
+
+    nodes = getattr(predictor, "nodes", None)
+    if nodes is None or not hasattr(nodes, "dtype") or nodes.dtype.names is None:
+        return
+    n = len(nodes)
+    inner = ~nodes["is_leaf"].astype(bool)
+    index = np.arange(n)
+    for side in ("left", "right"):
+        child = nodes[side].astype(np.int64)
+        if np.any(inner & ((child <= index) | (child >= n))):
+            raise UnsafeArtifact([_type_name(predictor)], "its nodes point out of bounds")
+
+
+_SPARSE = ("scipy.sparse._csr.", "scipy.sparse._csc.", "scipy.sparse._bsr.", "scipy.sparse._coo.")
+STATE_CHECKS: dict[str, Callable[[Any], None]] = {
+    "sklearn.tree._tree.Tree": _tree_nodes,
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor": _predictor_nodes,
+}
+
+
+def check_state(root: Any, limit: int = 1_000_000) -> None:
+    """Memory-safety checks of state that compiled code later trusts without checking (tree
+    node arrays, sparse indices), over every object reachable from the loaded model."""
+    import numpy as np
+
+    seen: set[int] = set()
+    todo = [root]
+    while todo and len(seen) < limit:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None))):
+            continue
+        seen.add(id(obj))
+        name = _type_name(obj)
+        check = STATE_CHECKS.get(name)
+        if check is None and name.startswith(_SPARSE):
+            check = _sparse_indices
+        if check is not None:
+            check(obj)
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.hasobject:
+                todo.extend(obj.ravel().tolist())
+        elif isinstance(obj, dict):
+            todo.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            todo.extend(obj)
+        elif isinstance(getattr(obj, "__dict__", None), dict):
+            todo.extend(vars(obj).values())
 
 
 def _short(args: Any) -> str:
@@ -335,7 +437,38 @@ def _joblib_unpickler() -> type:
                 if type(array) is not np.ndarray:
                     raise UnsafeArtifact([_type_name(array)], "expected an array of objects")
                 return array
-            return wrapper.read(self, self.ensure_native_byte_order)
+            return self._read_plain(wrapper)
+
+        def _read_plain(self, wrapper: Any) -> Any:
+            """joblib's array bytes, read as far as the stream really goes: a shape that claims
+            more than the file holds fails without allocating it first (joblib's own reader
+            allocates the claimed size up front)."""
+            from joblib.numpy_pickle_utils import _ensure_native_byte_order
+
+            dtype = np.dtype(wrapper.dtype)
+            count = 1
+            for dim in wrapper.shape:
+                count *= int(dim)
+            if count < 0:
+                raise UnsafeArtifact([f"array shape {wrapper.shape!r}"], "a negative size")
+            if wrapper.safe_get_numpy_array_alignment_bytes() is not None:
+                padding = self.file_handle.read(1)
+                if padding and padding[0]:
+                    self.file_handle.read(padding[0])
+            want = count * dtype.itemsize
+            data = bytearray()
+            while len(data) < want:
+                chunk = self.file_handle.read(min(want - len(data), 16 * 1024 * 1024))
+                if not chunk:
+                    raise UnsafeArtifact([f"array of shape {tuple(wrapper.shape)!r}"],
+                                         "the file holds less data than the array claims")
+                data += chunk
+            array = np.frombuffer(data, dtype=dtype, count=count)
+            if wrapper.order == "F":
+                array = array.reshape(wrapper.shape[::-1]).transpose()
+            else:
+                array = array.reshape(wrapper.shape)
+            return _ensure_native_byte_order(array)
 
     return GuardedJoblib
 
@@ -353,10 +486,16 @@ def load_model(path: Path, fmt: str, trusted_types: Iterable[str] = ()) -> Any:
     """Load an artifact of format ``fmt`` (as recorded in its manifest) safely; raises
     UnsafeArtifact for anything outside the allowlist plus ``trusted_types``."""
     allow = Allowlist(trusted_types) if trusted_types else BUILTIN_LIST
-    if fmt == "skops":
-        return _load_skops(path, allow)
     if fmt == "onnx":
         return OnnxModel(path.read_bytes())
+    model = _load_code_bearing(path, fmt, allow)
+    check_state(model)
+    return model
+
+
+def _load_code_bearing(path: Path, fmt: str, allow: Allowlist) -> Any:
+    if fmt == "skops":
+        return _load_skops(path, allow)
     if fmt == "joblib":
         return _load_joblib(path, allow)
     with open(path, "rb") as fh:
