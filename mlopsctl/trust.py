@@ -245,8 +245,8 @@ def _report_gap(project: Project, state: Any, env: str, holder: Any) -> str | No
     if entry is None:
         return None
     report = latest_report(project, entry.commit, env)
-    if report is None:
-        return f"live in {env} with no validation report in the notes (mlopsctl pull?)"
+    if report is None:  # notes not fetched, or a version released before signing: cannot judge
+        return None
     problem = report_problem(project, report, env)
     if problem:
         return f"live in {env}, but {problem}"

@@ -636,7 +636,7 @@ def test_verify_checks_the_live_versions_signed_report(anchored: Path,
         result = run("verify", "--signatures", "--json")
         return {c["tag"]: c for c in json.loads(result.out)["tags"]}["clf#staging#2"]["problem"]
 
-    assert "no validation report" in str(problem())
+    assert problem() is None  # no report in the notes (not fetched?): nothing to judge
     git(anchored, "config", "user.signingkey", f"{keys['dev']}.pub")
     good = put_signed_report(anchored, commit, "staging", "Dev <dev@example.com>")
     assert problem() is None
