@@ -242,9 +242,15 @@ class NotesIndex:
         self.blobs = blobs
         return changed
 
-    def report(self, commit: str, env: str) -> dict[str, Any] | None:
+    def report(self, commit: str, env: str, model: str | None = None) -> dict[str, Any] | None:
+        """The latest validation of ``commit`` for ``env``; with ``model``, only that model's
+        (two models' versions can share a commit, and the note is the commit's)."""
         found = (self.docs.get(commit) or {}).get("validations", {}).get(env)
-        return found if isinstance(found, dict) else None
+        if not isinstance(found, dict):
+            return None
+        if model is not None and found.get("model") not in (None, model):
+            return None
+        return found
 
 
 # --- the monitor ---------------------------------------------------------------------------
@@ -493,7 +499,7 @@ class Monitor:
         holder = state.stages.get(env)
         data = holder.data if holder else {}
         entry = state.versions.get(plan.live_version or "")
-        report = self.notes.report(entry.commit, env) if entry else None
+        report = self.notes.report(entry.commit, env, state.name) if entry else None
         baseline = Baseline.of(report, data.get("validation"), self._policy_hash)
         try:
             target = target_for(self.project, env)
@@ -533,7 +539,7 @@ class Monitor:
         statuses = {d["environment"]: d["validation"]["status"] or "none" for d in deps}
         if latest is not None and not deps:
             for env in self.project.config.environments:
-                report = self.notes.report(latest.commit, env)
+                report = self.notes.report(latest.commit, env, state.name)
                 if report:
                     b = Baseline.of(report, None, self._policy_hash)
                     statuses[env] = b.status or "none"
@@ -757,7 +763,7 @@ def model_detail(monitor: Monitor, model: str) -> dict[str, Any]:
         recomputed: dict[str, float] = {}
         reports: dict[str, Any] = {}
         for env in monitor.environments:
-            report = monitor.notes.report(entry.commit, env)
+            report = monitor.notes.report(entry.commit, env, model)
             if report:
                 reports[env] = report
                 for k, v in (report.get("metrics") or {}).items():

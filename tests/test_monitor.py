@@ -193,6 +193,9 @@ def test_poll_picks_up_tags_notes_and_config_and_nothing_else(staged: Any) -> No
     changes = monitor.poll()
     assert changes.models == {"other"} and changes.events
     assert monitor.rows["other"]["latest"] == "v1.0.0"
+    # HEAD is also clf 0.3.0's commit: its notes are clf's reports, not other's
+    assert monitor.rows["other"]["validation"] == {}
+    assert monitor.rows["other"]["compliance"] is None
     edit_config(staged.repo, lambda d: d.setdefault("performance_targets", {}).update(
         model_accuracy=0.999))
     changes = monitor.poll()

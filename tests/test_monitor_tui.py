@@ -264,3 +264,22 @@ def test_snapshot_help(fixed: Path, snap_compare: Any) -> None:
 
 def test_snapshot_audit_log(fixed: Path, snap_compare: Any) -> None:
     assert snap_compare(fixed_app(fixed), press=["2"], terminal_size=SIZE)
+
+
+@pytest.mark.asyncio
+async def test_approve_from_the_model_screen(staged: Any) -> None:
+    app = MonitorApp(staged.repo, interval=None, scrape=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")  # clf's screen; its versions newest first: 0.3.0 selected
+        assert isinstance(app.screen, ModelScreen)
+        await pilot.press("a")
+        assert isinstance(app.screen, ChooseScreen)
+        await pilot.press("down", "enter")  # production
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == "Approve clf v0.3.0 for production?"
+        await pilot.press("y")
+        await until(pilot, lambda: bool(app.notices or app.errors))
+        assert not app.errors, app.errors
+    note = git(staged.repo, "notes", "--ref=refs/notes/mlops", "show", f"{MODEL}@v0.3.0^{{}}")
+    assert "ada@example.com" in note and "from mlopsctl monitor" in note

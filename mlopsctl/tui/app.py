@@ -469,8 +469,10 @@ class MonitorApp(App[None]):
                 result = service(project, *args, "from mlopsctl monitor")
             elif what == "rollback":
                 result = service(project, *args, None, "from mlopsctl monitor")
-            else:
-                result = service(project, *args)
+            else:  # approve: (model, version, env)
+                model, version, env = args
+                result = service(project, f"{model}@{version.removeprefix('v')}", env,
+                                 "from mlopsctl monitor")
         except MlopsError as exc:
             text = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
             self.call_from_thread(self.notify_result, f"{what} failed: {text}", True)
@@ -481,8 +483,11 @@ class MonitorApp(App[None]):
             return
         self.actions_done.append(result)
         tag = getattr(result, "tag", None)
-        message = f"{what} done" + (f": {result.model} {result.version} live in {result.env} "
-                                    f"({tag})" if tag else ": nothing to do")
+        if what == "approve":
+            message = f"approved {' '.join(str(a) for a in args)}"
+        else:
+            message = f"{what} done" + (f": {result.model} {result.version} live in "
+                                        f"{result.env} ({tag})" if tag else ": nothing to do")
         self.call_from_thread(self.notify_result, message, False)
         self.call_from_thread(self.tick)
 

@@ -145,7 +145,8 @@ class OverviewTable(DataTable[Text]):
                 continue
             for i, cell in enumerate(cells):
                 if old is None or old[i] != cell:
-                    self.update_cell(model, keys[i], _text(cell))
+                    self.update_cell(model, keys[i], _text(cell),
+                                     update_width=old is None or len(cell[0]) > len(old[i][0]))
                     written += 1
                     if keys[i] == self.sort_column:
                         added = True
