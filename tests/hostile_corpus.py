@@ -30,7 +30,8 @@ in an attribute). Routes:
   or Pipeline that still predicts correctly;
 - ``memory-bomb``: a few bytes that ask for many GiB;
 - ``unchecked-state``: only allowed names, but state that Cython/C kernels trust (a tree node
-  pointing outside the node array, sparse indices outside the matrix): predict crashes or
+  pointing outside the node array, sparse indices outside the matrix, KDTree/BallTree indices
+  outside the training data): predict crashes or
   touches foreign memory;
 - ``stdout``: a payload that writes a fake worker reply to stdout;
 - ``env-secret``: a payload that copies ``MLOPSCTL_KEY`` from the environment into the marker.
@@ -339,6 +340,29 @@ def _sparse_coef_out_of_bounds() -> bytes:
     return pickle.dumps(lr)
 
 
+def _neighbors_out_of_bounds(algorithm: str) -> bytes:
+    """A real KNeighborsClassifier whose KDTree/BallTree points outside its data: every index
+    of ``idx_array`` (kd_tree), or every node's ``idx_end`` (ball_tree), is 10**8. The
+    Cython query trusts them and reads far outside the training data."""
+    import numpy as np
+    from sklearn.datasets import load_iris
+    from sklearn.neighbors import KNeighborsClassifier
+
+    x, y = load_iris(return_X_y=True)
+    knn = KNeighborsClassifier(algorithm=algorithm).fit(x, y)
+    state = list(knn._tree.__getstate__())
+    if algorithm == "kd_tree":
+        idx = np.asarray(state[1]).copy()
+        idx[:] = 10**8
+        state[1] = idx
+    else:
+        nodes = np.asarray(state[2]).copy()
+        nodes["idx_end"] = 10**8
+        state[2] = nodes
+    knn._tree.__setstate__(tuple(state))
+    return pickle.dumps(knn)
+
+
 def _joblib_shape_bomb(gib: int) -> bytes:
     """A joblib NumpyArrayWrapper announcing a float64 array of ``gib`` GiB; joblib allocates
     np.empty(count) before reading the (absent) data."""
@@ -544,6 +568,10 @@ _BOMBS: list[tuple[str, str, str, str, Callable[[], bytes], tuple[str, ...]]] = 
      _tree_out_of_bounds, ()),
     ("sparse-coef-indices-out-of-bounds", ".pkl", "sklearn-pickle", "unchecked-state",
      _sparse_coef_out_of_bounds, ()),
+    ("kdtree-indices-out-of-bounds", ".pkl", "sklearn-pickle", "unchecked-state",
+     lambda: _neighbors_out_of_bounds("kd_tree"), ()),
+    ("balltree-nodes-out-of-bounds", ".pkl", "sklearn-pickle", "unchecked-state",
+     lambda: _neighbors_out_of_bounds("ball_tree"), ()),
 ]
 
 
