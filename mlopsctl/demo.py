@@ -198,4 +198,5 @@ def run_demo(directory: Path | None, say: Callable[[str], None],
         "not in your own key store; to keep exploring:\n"
         f"   export MLOPSCTL_CONFIG_DIR={base / 'user-config'}\n"
         f"   cd {repo} && mlopsctl status && mlopsctl history   (`gto show` reads it too)")
+    say(f"   and watch it live: cd {repo} && mlopsctl monitor   (`?` lists the keys)")
     return repo

@@ -157,8 +157,9 @@ def degradation_alerts(model: str, env: str, version: str, base: Baseline,
             level, threshold = hit
             baseline = {"accuracy": base.accuracy, "latency_p95_ms": base.latency_p95_ms,
                         "error_rate": 0.0}[metric]
+            worse = "" if metric == "error_rate" else f"{change:.1%} worse, "
             out.append(Alert(level, "degradation", metric,
-                             f"{model} {version} in {env}: {text} ({change:+.1%}, "
+                             f"{model} {version} in {env}: {text} ({worse}"
                              f"{level} at {threshold:.0%})",
                              model, env, version, value, baseline, threshold))
     return out

@@ -74,7 +74,9 @@ def overview_cells(monitor: monitoring.Monitor, model: str, envs: list[str],
     levels = monitor.row_alert_levels(model)
     if levels:
         top = monitoring.worst(levels) or "warning"
-        cells.append((f"{len(levels)} {top}", LEVEL_STYLE[top]))
+        counts = [f"{levels.count(lv)} {lv}" for lv in reversed(monitoring.LEVELS)
+                  if lv in levels]
+        cells.append((", ".join(counts), LEVEL_STYLE[top]))
     else:
         cells.append(("-", "dim"))
     keys["alerts"] = (max(monitoring.rank(lv) for lv in levels) if levels else 0, len(levels))
