@@ -44,6 +44,7 @@ from mlopsctl.gitops.refs import read_tags
 from mlopsctl.workspace import MLOPS_DIR, NOTES_REF, Workspace
 
 CACHE_FORMAT = 1
+MAX_CACHED = 50_000  # verdicts kept before the cache is trimmed to those a run used
 NOTE_SECTION = "validations"  # as validation.NOTE_SECTION (not imported: that module is heavy)
 
 _MODEL_FILE = re.compile(r"\.mlops/models/(?P<model>[^/]+)/(?P<rest>.+)")
@@ -126,6 +127,7 @@ class _Cache:
         self.fingerprint = _fingerprint()
         self.entries: dict[str, dict[str, Any]] = {}
         self.tagged: dict[str, str] = {}  # '<commit>:<path>' -> blob id ('' when absent)
+        self.used: set[str] = set()
         self.dirty = False
         try:
             data = json.loads(path.read_bytes())
@@ -136,10 +138,14 @@ class _Cache:
             self.tagged = data.get("tagged") or {}
 
     def get(self, blob: str) -> dict[str, Any] | None:
-        return self.entries.get(blob)
+        found = self.entries.get(blob)
+        if found is not None:
+            self.used.add(blob)
+        return found
 
     def put(self, blob: str, facts: dict[str, Any]) -> None:
         self.entries[blob] = facts
+        self.used.add(blob)
         self.dirty = True
 
     def put_tagged(self, spec: str, blob: str | None) -> None:
@@ -151,6 +157,9 @@ class _Cache:
             return
         from mlopsctl.fsio import atomic_write
 
+        if len(self.entries) > MAX_CACHED and len(self.used) < len(self.entries):
+            # Old verdicts of contents long gone: keep what this run needed.
+            self.entries = {k: v for k, v in self.entries.items() if k in self.used}
         doc = {"fingerprint": self.fingerprint, "blobs": self.entries, "tagged": self.tagged}
         # A read-only checkout (a mounted repository): then simply no cache.
         with contextlib.suppress(OSError):

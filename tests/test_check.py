@@ -319,6 +319,24 @@ def test_unchanged_files_are_not_parsed_twice(reg: Path) -> None:
 # --- CI output ---------------------------------------------------------------------------------
 
 
+def test_the_cache_is_trimmed_to_what_a_run_used(reg: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlopsctl import checks
+
+    assert findings() == (0, [])
+    path = reg / ".git" / "mlopsctl" / "check-cache.json"
+    doc = json.loads(path.read_text())
+    doc["blobs"].update({f"{i:040x}": {"kind": "card"} for i in range(20)})
+    path.write_text(json.dumps(doc))
+    monkeypatch.setattr(checks, "MAX_CACHED", 10)
+    card = reg / ".mlops" / "models" / "m" / "model.yaml"
+    card.write_text(card.read_text() + "\n")  # a new verdict, so the cache is written
+    assert findings() == (0, [])
+    kept = json.loads(path.read_text())["blobs"]
+    assert not any(key.startswith("0000000000") for key in kept)
+    assert len(kept) <= 12
+
+
 def test_cached_verdicts_never_hide_a_change(reg: Path) -> None:
     assert findings() == (0, [])
     assert findings() == (0, [])  # everything cached now: pin, files, tagged ids, tag blocks
