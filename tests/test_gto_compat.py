@@ -443,6 +443,10 @@ def test_declared_only_artifact_in_the_human_views(tmp_path: Path) -> None:
     assert shown.code == 0 and "nn" in shown.out and "not registered" in shown.out
     assert "None" not in shown.out
     assert detail.code == 0 and json.loads(detail.out)["versions"] == []
+    with chdir(repo):
+        history, unknown = run("history", "nn", "--json"), run("history", "nosuch")
+    assert history.code == 0 and json.loads(history.out) == []  # as `gto history nn`
+    assert unknown.code == 2 and "unknown model 'nosuch'" in unknown.err  # gto prints [] here
 
 
 @pytest.mark.parametrize("content", ["nn:\n", "- a\n", "nn: 5\n", "Bad Name: {}\n"])

@@ -34,7 +34,8 @@ def command(model: str | None, as_json: bool, details: bool) -> None:
     ws = Workspace.find()
     registry = reg.load(ws.root)
     console.warn_policy_drift(ws)
-    if model is not None:
+    if model is not None and registry.model(model) is None \
+            and model not in reg.read_gto_files(ws.root).declared:  # declared: no events yet
         console.require_model(registry, model)
     events = [e for e in registry.history if model is None or e.model == model]
     if as_json:
