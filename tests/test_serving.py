@@ -75,7 +75,7 @@ def serving(snap: Snapshot, env: str = "production", canary: float = 0.0
         yield server, client
 
 
-def wait_for(client: httpx.Client, condition: Any, timeout: float = 60) -> dict[str, Any]:
+def wait_for(client: httpx.Client, condition: Any, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         doc = client.get("/health").json()
@@ -305,7 +305,7 @@ def start_cli(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str], str]:
                              str(port)], cwd=cwd, env=dict(os.environ), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240  # imports and the first load, on a busy machine
     while True:
         try:
             httpx.get(f"{url}/health", timeout=1)
@@ -336,6 +336,19 @@ def test_the_serve_command_follows_a_promotion(snap: Snapshot) -> None:
         err = stop_cli(proc)
     assert "now serving 0.2.0 (was 0.1.0)" in err
     assert "Traceback" not in err
+
+
+def test_the_serve_command_refuses_what_it_cannot_serve(snap: Snapshot) -> None:
+    from conftest import run
+
+    unknown = run("serve", "nope", "--env", "production", "--port", "0")
+    assert unknown.code == 2 and "unknown model 'nope'" in unknown.err
+    no_env = run("serve", MODEL, "--env", "qa", "--port", "0")
+    assert no_env.code == 2 and "unknown environment 'qa'" in no_env.err
+    alone = run("serve", MODEL, "--env", "production", "--version", "1.0.0")
+    assert alone.code == 2 and "go with --artifact" in alone.err
+    canary = run("serve", MODEL, "--env", "production", "--canary", "150")
+    assert canary.code == 2
 
 
 def test_a_pinned_artifact_is_checked_against_its_sha256(snap: Snapshot, tmp_path: Path) -> None:

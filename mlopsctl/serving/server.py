@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlopsctl import registry as reg
 from mlopsctl.errors import EnvironmentProblem, UsageError
 from mlopsctl.gitops import tags as T
 from mlopsctl.project import Project
@@ -52,6 +53,8 @@ def follow_registry(project: Project, model: str, env: str, canary: float = 0.0,
     if env not in project.config.environments:
         raise UsageError(f"unknown environment '{env}'",
                          hint="environments: " + ", ".join(project.config.environments))
+    if reg.load(project.root).model(model) is None:
+        raise UsageError(f"unknown model '{model}'", hint="mlopsctl show")
     holder = ModelHolder(model, env, canary)
     metrics = Metrics(holder)
     follower = Follower(project, holder, metrics, interval)
