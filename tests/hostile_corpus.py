@@ -363,6 +363,21 @@ def _neighbors_out_of_bounds(algorithm: str) -> bytes:
     return pickle.dumps(knn)
 
 
+def _boosting_feature_out_of_bounds() -> bytes:
+    """A real HistGradientBoostingClassifier whose first tree splits on feature 10**7 at every
+    inner node (children left intact): the Cython predictor reads X far outside its rows."""
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y = load_iris(return_X_y=True)
+    model = HistGradientBoostingClassifier(max_iter=3).fit(x, y)
+    predictor = model._predictors[0][0]
+    nodes = predictor.nodes.copy()
+    nodes["feature_idx"][~nodes["is_leaf"].astype(bool)] = 10**7
+    predictor.nodes = nodes
+    return pickle.dumps(model)
+
+
 def _joblib_shape_bomb(gib: int) -> bytes:
     """A joblib NumpyArrayWrapper announcing a float64 array of ``gib`` GiB; joblib allocates
     np.empty(count) before reading the (absent) data."""
@@ -572,6 +587,8 @@ _BOMBS: list[tuple[str, str, str, str, Callable[[], bytes], tuple[str, ...]]] = 
      lambda: _neighbors_out_of_bounds("kd_tree"), ()),
     ("balltree-nodes-out-of-bounds", ".pkl", "sklearn-pickle", "unchecked-state",
      lambda: _neighbors_out_of_bounds("ball_tree"), ()),
+    ("boosting-feature-out-of-bounds", ".pkl", "sklearn-pickle", "unchecked-state",
+     _boosting_feature_out_of_bounds, ()),
 ]
 
 
