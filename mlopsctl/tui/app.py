@@ -225,6 +225,7 @@ class MonitorApp(App[None]):
         self._envs = self.monitor.environments
         screen.table.setup(self._envs)
         self.apply(changes, full=True)
+        self._last_ages = self.clock()
         if self.interval:
             screen.set_interval(self.interval, self._beat)
         if self.scrape_enabled:
