@@ -457,3 +457,21 @@ def test_remote_migrate_refuses_the_same_remote_and_cloud_urls(team: Team) -> No
     assert same.code == 2 and "is the registry's remote already" in same.err
     cloud = on(team.a, "remote", "migrate", "s3://bucket/models")
     assert cloud.code == 2 and "local-directory remotes only" in cloud.err
+
+
+def test_a_report_made_after_git_fetch_pushes_without_a_pull(team: Team) -> None:
+    from mlopsctl.gitops.notes import merge_note, read_local_note
+
+    bump(team.a, "0.1.0", b"one")
+    commit = git(team.a, "rev-parse", "m@v0.1.0^{commit}")
+    merge_note(team.a, commit, "validations", "staging",
+               report(True, "2026-01-01T00:00:00+00:00"))
+    ok(team.a, "push")
+    fresh = clone(team, "fresh")
+    ok(fresh, "init")  # sets up the notes fetch; commits nothing
+    git(fresh, "fetch", "-q")
+    merge_note(fresh, commit, "validations", "production",
+               report(True, "2026-01-02T00:00:00+00:00"))  # builds on the fetched notes
+    ok(fresh, "push")  # a fast-forward: no rejection, no pull needed
+    ok(team.a, "pull")
+    assert set(read_local_note(team.a, commit)["validations"]) == {"staging", "production"}

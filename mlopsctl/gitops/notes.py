@@ -5,7 +5,8 @@ Teammates' reports arrive the way users fetch: ``init`` (and ``push``/``pull``) 
 ``+refs/notes/mlops*:refs/notes/remotes/<remote>/mlops*`` to each git remote, so a plain
 ``git fetch``/``git pull`` brings the team's notes into a tracking ref, as it does branches.
 Reads merge the tracking refs into what this clone has (``merge_docs``: the later report under a
-key wins); ``mlopsctl pull`` merges them for good, so the next push fast-forwards.
+key wins); ``mlopsctl pull`` merges them for good, so the next push fast-forwards. A new note
+starts from the fetched notes when they contain this clone's, so it can be pushed as it is.
 """
 
 from __future__ import annotations
@@ -105,8 +106,26 @@ def read_note(root: Path, commit: str) -> dict[str, Any]:
     return doc
 
 
+def _catch_up(root: Path) -> None:
+    """Fast-forward this clone's notes to fetched ones that contain them (or start from the
+    fetched ones when it has none), so a new note builds on the team's and the next push is a
+    fast-forward rather than a refusal. Diverged notes are left for `mlopsctl pull` to merge."""
+    fetched = _tracking_refs(root)
+    if len(fetched) != 1:
+        return  # several remotes: merging is pull's job
+    try:
+        local = git(root, "rev-parse", "-q", "--verify", NOTES_REF).decode().strip()
+    except GitFailed:
+        local = ""
+    tip = git(root, "rev-parse", fetched[0]).decode().strip()
+    if local == tip or (local and not git_ok(root, "merge-base", "--is-ancestor", local, tip)):
+        return
+    git(root, "update-ref", NOTES_REF, tip, local)
+
+
 def merge_note(root: Path, commit: str, section: str, key: str, value: Any) -> None:
     """Set ``note[section][key] = value`` on ``commit`` (callers hold the repository lock)."""
+    _catch_up(root)
     doc = read_local_note(root, commit)
     doc.setdefault("schema_version", 1)
     doc.setdefault(section, {})[key] = value
