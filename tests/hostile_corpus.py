@@ -378,6 +378,21 @@ def _boosting_feature_out_of_bounds() -> bytes:
     return pickle.dumps(model)
 
 
+def _arrow_offsets_out_of_bounds() -> bytes:
+    """A pyarrow string array rebuilt by ``pyarrow.lib._restore_array`` (allowed: pandas'
+    Arrow-backed strings pickle through it) whose offsets run 50 MB past its 9 bytes of data:
+    the array is not validated, and reading its strings reads foreign memory."""
+    import numpy as np
+    import pyarrow as pa
+
+    restore, (state,) = pa.array(["apple", "pear"]).__reduce__()
+    fields = list(state)
+    buffers = list(fields[4])
+    buffers[1] = Reduce(pa.py_buffer, np.array([0, 5, 50_000_000], dtype=np.int32).tobytes())
+    fields[4] = buffers
+    return pickle.dumps(Reduce(restore, tuple(fields)))
+
+
 def _joblib_shape_bomb(gib: int) -> bytes:
     """A joblib NumpyArrayWrapper announcing a float64 array of ``gib`` GiB; joblib allocates
     np.empty(count) before reading the (absent) data."""
@@ -589,6 +604,8 @@ _BOMBS: list[tuple[str, str, str, str, Callable[[], bytes], tuple[str, ...]]] = 
      lambda: _neighbors_out_of_bounds("ball_tree"), ()),
     ("boosting-feature-out-of-bounds", ".pkl", "sklearn-pickle", "unchecked-state",
      _boosting_feature_out_of_bounds, ()),
+    ("arrow-offsets-out-of-bounds", ".pkl", "sklearn-pickle", "unchecked-state",
+     _arrow_offsets_out_of_bounds, ()),
 ]
 
 
