@@ -371,6 +371,9 @@ def test_github_actions_annotations_summary_and_outputs(reg: Path, tmp_path: Pat
             "field 'bogus': Extra inputs are not permitted") in result.out
     assert "| .mlops/config.yaml:" in summary.read_text()
     assert outputs.read_text().splitlines()[-2:] == ["ok=false", "findings=1"]
+    result = run("check", "--json")  # stdout stays one JSON document; annotations on stderr
+    assert json.loads(result.out)["findings"][0]["field"] == "bogus"
+    assert "::error file=.mlops/config.yaml," in result.err
 
 
 def test_gitlab_code_quality_report(reg: Path, tmp_path: Path) -> None:

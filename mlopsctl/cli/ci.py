@@ -38,13 +38,16 @@ def annotation(level: str, message: str, file: str | None = None, line: int | No
     return f"{head}::{_escape_data(message)}"
 
 
-def annotate(findings: Sequence[Mapping[str, Any]]) -> None:
-    """Print an ``::error`` line per finding (GitHub turns them into annotations on the diff)."""
+def annotate(findings: Sequence[Mapping[str, Any]], to_stderr: bool = False) -> None:
+    """Print an ``::error`` line per finding (GitHub turns them into annotations on the diff).
+    The runner reads workflow commands from both streams: with ``to_stderr``, stdout stays a
+    clean JSON document."""
+    stream = sys.stderr if to_stderr else sys.stdout
     for f in findings:
         text = f["message"] + (f" (hint: {f['hint']})" if f.get("hint") else "")
         print(annotation("error", text, f.get("file"), f.get("line"),
-                         f"mlopsctl {f.get('check', 'check')}"))
-    sys.stdout.flush()
+                         f"mlopsctl {f.get('check', 'check')}"), file=stream)
+    stream.flush()
 
 
 def append_summary(markdown: str) -> None:

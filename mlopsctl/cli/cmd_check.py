@@ -68,7 +68,7 @@ def command(paths: tuple[str, ...], remote: bool, pre_push: bool, push_remote: s
         ci.write_codequality(Path(codequality), findings)
     checked = f"{report.files} files and {report.tags} tags checked"
     if ci.github_actions():
-        ci.annotate(findings)
+        ci.annotate(findings, to_stderr=as_json)
         ci.append_summary(ci.findings_markdown("mlopsctl check", findings, checked))
         ci.set_outputs({"ok": report.ok, "findings": len(findings)})
     if report.findings:
