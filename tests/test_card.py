@@ -74,10 +74,11 @@ def test_a_completed_card_counts_in_the_forecast(bumped: Path) -> None:
 def test_card_usage_errors_write_nothing(bumped: Path) -> None:
     head = git(bumped, "rev-parse", "HEAD")
     for args in (("card", "churn", "--target", "y"), ("card", "Bad Name", "--owner", "x"),
-                 ("card", "ghost")):
+                 ("card", "ghost"), ("card", "ghost", "--description", "x")):
         result = run(*args)
         assert result.code == 2, (args, result.err)
     assert git(bumped, "rev-parse", "HEAD") == head
+    assert not (bumped / ".mlops" / "models" / "ghost").exists()
 
 
 def test_the_api_edits_the_card_as_the_cli_does(bumped: Path) -> None:

@@ -34,6 +34,7 @@ def command(model: str, description: str | None, intended_use: str | None, owner
           --intended-use "Retention offers; never pricing" --owner ml-team@example.com
       mlopsctl card churn --json
     """
+    from mlopsctl import registry as reg
     from mlopsctl.cards import update_card
     from mlopsctl.errors import UsageError
     from mlopsctl.gitops.tags import check_name
@@ -46,6 +47,9 @@ def command(model: str, description: str | None, intended_use: str | None, owner
     if target is not None and holdout is None:
         raise UsageError("--target goes with --holdout PATH")
     if fields or holdout is not None:
+        if reg.load(project.root).model(model) is None:
+            raise UsageError(f"unknown model '{model}': a card is edited after the first bump",
+                             hint=f"mlopsctl bump {model} --artifact PATH (mlopsctl show)")
         before = project.card(model)
         card = update_card(project, model, fields, holdout, target)
         changed = before is None or before.model_dump() != card.model_dump()
