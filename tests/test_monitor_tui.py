@@ -283,3 +283,16 @@ async def test_approve_from_the_model_screen(staged: Any) -> None:
         assert not app.errors, app.errors
     note = git(staged.repo, "notes", "--ref=refs/notes/mlops", "show", f"{MODEL}@v0.3.0^{{}}")
     assert "ada@example.com" in note and "from mlopsctl monitor" in note
+
+
+@pytest.mark.asyncio
+async def test_a_config_change_shows_without_restart(staged: Any) -> None:
+    app = MonitorApp(staged.repo, interval=0.1, scrape=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.overview.table  # type: ignore[union-attr]
+        assert table.envs == ["staging", "production"]
+        set_env(staged.repo, "canary", requires=["staging"])
+        await until(pilot, lambda: table.envs == ["staging", "production", "canary"], 20)
+        assert cell(app, MODEL, "env:canary") == "-"
+        assert cell(app, MODEL, "env:staging").startswith("v0.2.0")
