@@ -10,7 +10,9 @@ state of any of them evaluates no code and touches no file. Known traps that the
 proposes and that must never be added: ``pandas.core.computation`` (evaluates expressions),
 ``scipy.stats`` distributions (``__setstate__`` runs ``exec``), ``joblib.numpy_pickle_compat``
 (``np.load(allow_pickle=True)`` on a path from the pickle), ``PytestTester`` (runs pytest), and
-anything in ``os``, ``sys``, ``subprocess``, ``builtins.eval/exec/getattr/__import__``.
+anything in ``os``, ``sys``, ``subprocess``, ``builtins.eval/exec/getattr/__import__``, and
+``pyarrow.lib._restore_array`` (rebuilds arrow arrays from the pickle's buffers without
+validating offsets: pandas' pyarrow-backed string columns are refused; store them as object).
 
 ``GLOBALS``: what GLOBAL/STACK_GLOBAL/INST may import. ``CALLABLES``: the subset REDUCE,
 NEWOBJ, INST and OBJ may call (and only as the very object ``find_class`` returned).
@@ -48,13 +50,11 @@ GLOBALS: frozenset[str] = frozenset({
     # pandas
     "pandas.Categorical", "pandas.CategoricalDtype", "pandas.DataFrame", "pandas.Index",
     "pandas.Int64Dtype", "pandas.MultiIndex", "pandas.NA", "pandas.RangeIndex", "pandas.Series",
-    "pandas.StringDtype", "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked",
-    "pandas._libs.internals._unpickle_block", "pandas.arrays.ArrowStringArray",
+    "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked",
+    "pandas._libs.internals._unpickle_block",
     "pandas.arrays.DatetimeArray", "pandas.arrays.IntegerArray", "pandas.arrays.TimedeltaArray",
     "pandas.core.indexes.base._new_Index", "pandas.core.internals.managers.BlockManager",
     "pandas.core.internals.managers.SingleBlockManager",
-    # pyarrow
-    "pyarrow.lib._restore_array", "pyarrow.lib.py_buffer", "pyarrow.lib.type_for_alias",
     # scipy
     "scipy._lib.array_api_compat.numpy._aliases.asarray", "scipy.interpolate._bsplines.BSpline",
     "scipy.sparse._bsr.bsr_matrix", "scipy.sparse._coo.coo_array", "scipy.sparse._coo.coo_matrix",

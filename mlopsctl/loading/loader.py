@@ -330,10 +330,50 @@ def _predictor_nodes(predictor: Any) -> None:
             raise UnsafeArtifact([_type_name(predictor)], "its nodes point out of bounds")
 
 
+def _neighbor_tree(tree: Any) -> None:
+    """KDTree/BallTree: the index array and every node's range stay inside the data."""
+    import numpy as np
+
+    data, idx, nodes, bounds = tree.get_arrays()
+    n = len(data)
+    idx = np.asarray(idx)
+    start, end = np.asarray(nodes["idx_start"]), np.asarray(nodes["idx_end"])
+    if (len(idx) != n or (n and (idx.min() < 0 or idx.max() >= n))
+            or np.any(start < 0) or np.any(end > n) or np.any(start > end)
+            or np.asarray(bounds).shape[1:2] not in ((len(nodes),), ())
+            or (np.asarray(bounds).ndim == 3 and np.asarray(bounds).shape[2] != data.shape[1])):
+        raise UnsafeArtifact([_type_name(tree)], "its index arrays point outside its data")
+
+
+def _boosting(model: Any) -> None:
+    """A histogram-gradient-boosting model: split features and category bitsets in range."""
+    import numpy as np
+
+    width = getattr(model, "n_features_in_", None)
+    for row in getattr(model, "_predictors", None) or []:
+        for predictor in row:
+            _predictor_nodes(predictor)
+            nodes = predictor.nodes
+            inner = ~nodes["is_leaf"].astype(bool)
+            features = nodes["feature_idx"].astype(np.int64)
+            if isinstance(width, int) and np.any(inner & ((features < 0) | (features >= width))):
+                raise UnsafeArtifact([_type_name(model)], "a split reads a feature it lacks")
+            categorical = inner & nodes["is_categorical"].astype(bool)
+            bitsets = len(getattr(predictor, "raw_left_cat_bitsets", ()))
+            if np.any(categorical & (nodes["bitset_idx"].astype(np.int64) >= bitsets)):
+                raise UnsafeArtifact([_type_name(model)], "a split's category set is missing")
+
+
 _SPARSE = ("scipy.sparse._csr.", "scipy.sparse._csc.", "scipy.sparse._bsr.", "scipy.sparse._coo.")
 STATE_CHECKS: dict[str, Callable[[Any], None]] = {
     "sklearn.tree._tree.Tree": _tree_nodes,
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor": _predictor_nodes,
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier":
+        _boosting,
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor":
+        _boosting,
+    "sklearn.neighbors._kd_tree.KDTree": _neighbor_tree,
+    "sklearn.neighbors._ball_tree.BallTree": _neighbor_tree,
 }
 
 

@@ -4,7 +4,8 @@ smoke-tested; and the checks that turn a request's ``instances`` into a feature 
 from __future__ import annotations
 
 import csv
-import tempfile
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from mlopsctl import manifests as mf
 from mlopsctl.errors import CheckFailed, IntegrityError
 from mlopsctl.fsio import sha256_file
+from mlopsctl.loading.sandbox import fd_path, unnamed_file
 from mlopsctl.project import Project
 
 SMOKE_ROWS = 5
@@ -96,11 +98,12 @@ def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def safe_load(path: Path, fmt: str) -> Any:
-    """The one call into the safe loader (the same one validation uses)."""
-    from mlopsctl.safeload import load_model
+def safe_load(path: Path, fmt: str, trusted: Sequence[str] = ()) -> Any:
+    """The one call into the safe loader (the same one validation uses), with the policy's
+    ``trusted_types``."""
+    from mlopsctl.loading import load_model
 
-    return load_model(path, fmt)
+    return load_model(path, fmt, trusted)
 
 
 def _holdout_header(root: Path, card: mf.ModelCard | None) -> tuple[Path | None, list[str]]:
@@ -176,17 +179,25 @@ def build(model: str, version: str, sha256: str, estimator: Any, header: list[st
 
 def load_from_registry(project: Project, manifest: mf.VersionManifest) -> Loaded:
     """Fetch (sha256 verified), load safely, smoke-test. LoadFailed says why not."""
-    from mlopsctl.artifacts import restore_to
+    from mlopsctl.artifacts import restore_into
     from mlopsctl.errors import MlopsError
+    from mlopsctl.validation import trusted_types
 
     holdout, header = _holdout_header(project.root, project.card(manifest.model))
-    with tempfile.TemporaryDirectory(prefix="mlopsctl-serve-") as tmp:
-        path = Path(tmp) / (Path(manifest.artifact.path).name or "model")
+    try:
+        trusted, where = trusted_types(project)
+    except MlopsError as exc:
+        raise LoadFailed(f"cannot read the policy's trusted_types: {exc.message}") from None
+    for entry in where:  # a team's own classes are imported from the repository
+        if entry not in sys.path:
+            sys.path.append(entry)
+    # The plaintext lives in an unnamed file: nothing is left on disk if the server is killed.
+    with unnamed_file() as fh:
         try:
-            restore_to(project, manifest, path)
+            restore_into(project, manifest, fh)
         except MlopsError as exc:
             raise LoadFailed(f"could not fetch the artifact: {exc.message}") from None
-        estimator = _load(path, manifest.artifact.format)
+        estimator = _load(Path(fd_path(fh.fileno())), manifest.artifact.format, trusted)
     return build(manifest.model, manifest.version, manifest.artifact.sha256, estimator, header,
                  holdout)
 
@@ -206,11 +217,11 @@ def load_from_file(model: str, version: str, path: Path, fmt: str,
     return build(model, version, digest, estimator, [], None)
 
 
-def _load(path: Path, fmt: str) -> Any:
-    from mlopsctl.safeload import UnsafeArtifact
+def _load(path: Path, fmt: str, trusted: Sequence[str] = ()) -> Any:
+    from mlopsctl.loading import UnsafeArtifact
 
     try:
-        return safe_load(path, fmt)
+        return safe_load(path, fmt, trusted)
     except UnsafeArtifact as exc:
         raise LoadFailed(str(exc)) from None
     except CheckFailed as exc:
