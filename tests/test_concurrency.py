@@ -365,7 +365,7 @@ def test_concurrent_explicit_version_one_winner(registry: Path, tmp_path: Path,
         expected = ("registered by another process meanwhile" if code == 1
                     else "already has version 1.0.0")
         assert expected in w.err
-        assert w.out == ""
+        assert json.loads(w.out)["exit_code"] == code  # --json: only the error object
 
     assert winner["manifest"]["artifact"]["sha256"] == sha256(arts[winners[0]])
     assert version_tags(root) == [f"{MODEL}@v1.0.0"]
