@@ -14,7 +14,6 @@ from mlopsctl import manifests as mf
 from mlopsctl import policy as pol
 from mlopsctl import registry as reg
 from mlopsctl import versioning as V
-from mlopsctl.errors import UsageError
 from mlopsctl.gitops import refs
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.identity import find_identity
@@ -143,22 +142,7 @@ def preview(project: Project, req: V.BumpRequest) -> Preview:
     project.require_role("bump")
     refs.current_branch(root)
     card = project.card(req.model)
-    artifact = req.artifact
-    if artifact is None and card and card.artifact:
-        artifact = root / card.artifact
-    if artifact is None:
-        raise UsageError(f"no artifact given for {req.model}",
-                         hint=f"mlopsctl bump {req.model} --artifact PATH")
-    artifact = Path(artifact)
-    if not artifact.is_file():
-        raise UsageError(f"artifact {artifact} does not exist or is not a file")
-    if req.part and req.version:
-        raise UsageError("give either --version or one of --major/--minor/--patch, not both")
-    if req.holdout is not None:
-        if not req.target:
-            raise UsageError("--holdout needs --target COLUMN")
-        if not Path(req.holdout).is_file():
-            raise UsageError(f"holdout file {req.holdout} does not exist")
+    artifact = V.check_inputs(root, req, card)
     data = [data_hash(root, Path(p)) for p in req.data]
     config = V._file_hash(root, req.config_file, "config file") if req.config_file else None
     version, parent = V._plan(reg.load(root), req)

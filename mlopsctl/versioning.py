@@ -169,19 +169,9 @@ def _tag_message(manifest: mf.VersionManifest, actor: Identity) -> str:
     return f"{title}\n\n{mf.dump_data(data)}"
 
 
-def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -> BumpResult:
-    reporter = reporter or Reporter()
-    T.check_name(req.model)
-    ws = project.ws
-    root = project.root
-    policy_hash = project.require_policy_pin()
-    actor = project.require_role("bump")  # registering a version
-    busy = repo_busy(root, ws.git_dir)
-    if busy:
-        raise EnvironmentProblem(f"{busy} is in progress", hint="finish or abort it first")
-    refs.current_branch(root)
-
-    card = project.card(req.model)
+def check_inputs(root: Path, req: BumpRequest, card: mf.ModelCard | None) -> Path:
+    """The artifact to register (given, or remembered by the card), once every flag and input
+    file of ``req`` is known to be usable: what ``bump`` and ``bump --dry-run`` both refuse."""
     artifact = req.artifact
     if artifact is None and card and card.artifact:
         artifact = root / card.artifact
@@ -198,12 +188,28 @@ def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -
         # the 255-byte file name limit.
         raise UsageError(f"--version is {len(req.version)} characters long; at most "
                          f"{MAX_VERSION_LENGTH} are allowed", hint="use a shorter version")
-
     if req.holdout is not None:
         if not req.target:
             raise UsageError("--holdout needs --target COLUMN")
         if not Path(req.holdout).is_file():
             raise UsageError(f"holdout file {req.holdout} does not exist")
+    return artifact
+
+
+def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -> BumpResult:
+    reporter = reporter or Reporter()
+    T.check_name(req.model)
+    ws = project.ws
+    root = project.root
+    policy_hash = project.require_policy_pin()
+    actor = project.require_role("bump")  # registering a version
+    busy = repo_busy(root, ws.git_dir)
+    if busy:
+        raise EnvironmentProblem(f"{busy} is in progress", hint="finish or abort it first")
+    refs.current_branch(root)
+
+    card = project.card(req.model)
+    artifact = check_inputs(root, req, card)
     data_hashes = [data_hash(root, Path(p)) for p in req.data]
     config_hash = _file_hash(root, req.config_file, "config file") if req.config_file else None
     remote = project.remote
