@@ -216,28 +216,6 @@ def _legal_version(text: str) -> bool:
     return semver.is_valid(text) and not text.startswith("v") and str(semver.parse(text)) == text
 
 
-def _line_at(node: Any, loc: Sequence[Any]) -> int | None:
-    """1-based line of the YAML node at ``loc`` (or of its deepest existing parent)."""
-    import yaml
-
-    if node is None:
-        return None
-    line: int = node.start_mark.line + 1
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if k.value == str(key)), None)
-            if nxt is None:
-                break
-            node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) \
-                and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
 def _load_yaml(rel: str, content: bytes, out: list[Finding]) -> tuple[Any, bool]:
     """(data, ok): YAML as data; a finding with the line when it does not parse."""
     import yaml
@@ -259,6 +237,8 @@ def _validate(rel: str, content: bytes, model: Any, out: list[Finding]) -> Any:
     import yaml
     from pydantic import ValidationError
 
+    from mlopsctl.manifests import line_at
+
     data, ok = _load_yaml(rel, content, out)
     if not ok:
         return None
@@ -271,7 +251,7 @@ def _validate(rel: str, content: bytes, model: Any, out: list[Finding]) -> Any:
             loc = tuple(err["loc"])
             name = ".".join(str(p) for p in loc) or "(top level)"
             out.append(Finding("schema", f"field '{name}': {err['msg']}", rel,
-                               _line_at(node, loc), name,
+                               line_at(node, loc), name,
                                f"fix the file, or restore it with `git checkout -- {rel}`"))
         return None
 

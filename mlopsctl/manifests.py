@@ -7,6 +7,7 @@ file is an EnvironmentProblem (exit 3) naming the file, the line and the field.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -286,7 +287,15 @@ def _line_of(text: str | bytes, loc: tuple[Any, ...]) -> int | None:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError:
         return None
-    line = node.start_mark.line + 1 if node is not None else None
+    return line_at(node, loc)
+
+
+def line_at(node: Any, loc: Sequence[Any]) -> int | None:
+    """1-based line of the composed YAML ``node`` at ``loc`` (or its deepest existing parent):
+    where a pydantic error's location is in the file."""
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
     for key in loc:
         if isinstance(node, yaml.MappingNode):
             nxt = next((v for k, v in node.value if k.value == str(key)), None)
