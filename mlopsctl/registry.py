@@ -1,4 +1,4 @@
-"""The registry as GTO sees it, rebuilt from one ``git for-each-ref`` and one parse (pure).
+"""The registry as GTO sees it, folded from the tags (pure), model by model.
 
 The fold follows GTO 1.10's read side step for step (see docs/design.md), because scripts and
 gto-action read the same tags and must reach the same answers, down to same-second ties:
@@ -9,19 +9,29 @@ gto-action read the same tags and must reach the same answers, down to same-seco
 - "newest first" always means: stable sort by time ascending, then reverse the list;
 - a stage is held by the most recent still-active assignment across active versions;
 - a model is deprecated when its newest event (commit dates included) is a deprecation.
+
+Each model's state depends on its own tags alone (``fold``); what spans models is only their
+order (where each first appears in GTO's passes: deprecations, then registrations, then stage
+events), the stage names in use, and the merged history. So ``load`` folds a model only when a
+command asks for it, from the tag index (``gitops.tagindex``), which also keeps each model's
+``Summary``: ``show`` lists a thousand models without folding one.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from mlopsctl import semver
 from mlopsctl.errors import EnvironmentProblem
+from mlopsctl.gcpause import paused_gc
 from mlopsctl.gitops import tags as T
-from mlopsctl.gitops.refs import TagRecord, read_at_head, read_tags
+from mlopsctl.gitops.refs import TagRecord, iso_date, read_at_head, read_tags
+from mlopsctl.gitops.tagindex import TagIndex
+from mlopsctl.workspace import Workspace
 
 # GTO orders events at the same timestamp by these priorities (commit events are 0).
 _PRIORITY = {
@@ -29,22 +39,32 @@ _PRIORITY = {
 }
 COMMIT = "commit"
 DATA_KEY = "mlopsctl"
+# The fold's own version: summaries kept in the tag index by another fold are derived anew.
+FOLD_VERSION = "2"
+# Where a model first appears in GTO's passes over its events.
+_PASS = {T.DEPRECATE: 1, T.REGISTER: 2, T.DEREGISTER: 2, T.ASSIGN: 3, T.UNASSIGN: 3}
+_DECLARED = 4  # declared in artifacts.yaml only: after every model with events
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     kind: str
     model: str
     tag: str
     commit: str
     timestamp: int
-    date_iso: str
+    tz: str  # the tagger's offset, '+0200'
     author: str
     author_email: str
     message: str
     version: str | None = None  # 'v1.2.3' as in the tag; for stage events, the version assigned
     stage: str | None = None
     counter: int | None = None
+    _data: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def date_iso(self) -> str:
+        return iso_date(self.timestamp, self.tz)
 
     @property
     def priority(self) -> int:
@@ -54,11 +74,13 @@ class Event:
     def title(self) -> str:
         return self.message.split("\n", 1)[0].strip()
 
-    @cached_property
+    @property
     def data(self) -> dict[str, Any]:
         """The structured YAML block mlopsctl writes after the first blank line (empty if none)."""
-        _, sep, rest = self.message.partition("\n\n")
-        return parse_event_data(rest) if sep else {}
+        if self._data is None:
+            _, sep, rest = self.message.partition("\n\n")
+            self._data = parse_event_data(rest) if sep else {}
+        return self._data
 
 
 def parse_event_data(block: str) -> dict[str, Any]:
@@ -76,23 +98,38 @@ def parse_event_data(block: str) -> dict[str, Any]:
     return {}
 
 
+def _time(event: Event) -> int:
+    return event.timestamp
+
+
+def _when(event: Event) -> tuple[int, int]:
+    return (event.timestamp, event.priority)
+
+
 def desc(events: list[Event]) -> list[Event]:
     """Newest first, GTO's way: stable ascending sort by time, then reverse (so among equal
     times the later-listed event comes first)."""
-    return sorted(events, key=lambda e: e.timestamp)[::-1]
+    return sorted(events, key=_time)[::-1]
 
 
-@dataclass
 class _Version:
     """A version as GTO tracks it: one per (model, commit), or a placeholder."""
 
-    model: str
-    name: str  # 'v1.2.3', or the commit sha for a placeholder
-    commit: str
-    commit_event: Event
-    regs: list[Event] = field(default_factory=list)
-    deregs: list[Event] = field(default_factory=list)
-    stages: dict[str, list[Event]] = field(default_factory=dict)
+    __slots__ = ("commit", "commit_time", "deregs", "model", "name", "regs", "stages")
+
+    def __init__(self, model: str, name: str, commit: str, commit_time: int) -> None:
+        self.model = model
+        self.name = name  # 'v1.2.3', or the commit sha for a placeholder
+        self.commit = commit
+        self.commit_time = commit_time
+        self.regs: list[Event] = []
+        self.deregs: list[Event] = []
+        self.stages: dict[str, list[Event]] = {}
+
+    @property
+    def commit_event(self) -> Event:
+        return Event(COMMIT, self.model, self.commit, self.commit, self.commit_time, "", "", "",
+                     "")
 
     @property
     def discovered(self) -> bool:
@@ -100,13 +137,16 @@ class _Version:
 
     @property
     def active(self) -> bool:
-        direct = desc(self.regs + self.deregs)
-        return not direct or direct[0].kind == T.REGISTER
+        if not self.deregs:
+            return True
+        return desc(self.regs + self.deregs)[0].kind == T.REGISTER
 
     def stage_events(self, stage: str) -> list[Event]:
         # GTO lists a stage's assignments before its unassignments, then sorts newest first:
         # a same-second assign and unassign leave the stage unassigned.
         events = self.stages[stage]
+        if len(events) == 1:
+            return events
         return desc([e for e in events if e.kind == T.ASSIGN] +
                     [e for e in events if e.kind == T.UNASSIGN])
 
@@ -118,17 +158,21 @@ class _Version:
             events = self.stage_events(stage)
             if events[0].kind == T.ASSIGN:
                 out.append((stage, events[0]))
-        return sorted(out, key=lambda pair: pair[1].timestamp)
+        return sorted(out, key=lambda pair: pair[1].timestamp) if len(out) > 1 else out
 
-    def all_events(self) -> list[Event]:
-        stage_events = [e for s in self.stages for e in self.stage_events(s)]
-        return desc(self.regs + self.deregs + [self.commit_event] + stage_events)
+    def all_events(self, with_commit: bool = True) -> list[Event]:
+        """Newest first; the commit's own event (dated by the commit) only when asked for:
+        leaving it out changes no other event's place (the sort is stable)."""
+        events = self.regs + self.deregs
+        if with_commit:
+            events.append(self.commit_event)
+        for stage in self.stages:
+            events += self.stage_events(stage)
+        return desc(events) if len(events) > 1 else events
 
     def authored_at(self) -> int:
-        direct = desc(self.regs + self.deregs)
-        regs = [e for e in direct if e.kind == T.REGISTER]
-        if regs:
-            return regs[0].timestamp
+        if self.regs:
+            return max(e.timestamp for e in self.regs)
         stage_events = [e for s in self.stages for e in self.stage_events(s)]
         return desc([self.commit_event, *stage_events])[0].timestamp
 
@@ -147,6 +191,26 @@ class VersionEntry:
         return self.version[1:]
 
 
+@dataclass(frozen=True)
+class Summary:
+    """What listing a model needs, kept in the tag index so ``show`` folds nothing."""
+
+    order: tuple[Any, ...] | None  # where GTO's passes first meet the model; None: never
+    latest: str | None  # the greatest active version
+    stages: dict[str, str | None]  # stage -> the version holding it
+    registered: bool
+    deprecated: bool
+
+    def to_data(self) -> tuple[Any, ...]:
+        return (self.order, self.latest, self.stages, self.registered, self.deprecated)
+
+    @classmethod
+    def from_data(cls, data: Any) -> Summary:
+        order, latest, stages, registered, deprecated = data
+        return cls(tuple(order) if order is not None else None, latest, dict(stages),
+                   bool(registered), bool(deprecated))
+
+
 @dataclass
 class ModelState:
     name: str
@@ -156,6 +220,10 @@ class ModelState:
     deprecated: bool = False
     counters: list[int] = field(default_factory=list)  # from every tag, lightweight included
     registered: bool = True  # False for a model only declared in GTO's artifacts.yaml
+    # Version tag names in use, lightweight and deregistered ones included: a new registration
+    # must avoid all of them, since git refuses an existing tag name.
+    taken: set[str] = field(default_factory=set)
+    order: tuple[Any, ...] | None = None  # see Summary.order
 
     @property
     def active_versions(self) -> list[VersionEntry]:
@@ -181,32 +249,11 @@ class ModelState:
         events.sort(key=lambda e: (e.timestamp, e.counter or 0))
         return [e.version for e in events if e.version]
 
-
-@dataclass
-class Registry:
-    models: dict[str, ModelState]  # in GTO's order
-    stage_names: list[str] = field(default_factory=list)
-    history: list[Event] = field(default_factory=list)  # every tag event, newest first
-    # Version tag names in use per model, lightweight and deregistered ones included: a new
-    # registration must avoid all of them, since git refuses an existing tag name.
-    taken: dict[str, set[str]] = field(default_factory=dict)
-
-    def model(self, name: str) -> ModelState | None:
-        return self.models.get(name)
-
-    def taken_versions(self, name: str) -> set[str]:
-        return self.taken.get(name, set())
-
-    @property
-    def events(self) -> list[Event]:
-        return self.history
-
-
-def _event(rec: TagRecord, parsed: T.TagEvent) -> Event:
-    return Event(kind=parsed.kind, model=parsed.model, tag=rec.name, commit=rec.commit,
-                 timestamp=rec.timestamp, date_iso=rec.date_iso, author=rec.tagger_name,
-                 author_email=rec.tagger_email, message=rec.message.strip(),
-                 version=parsed.version, stage=parsed.stage, counter=parsed.counter)
+    def summary(self) -> Summary:
+        latest = self.latest
+        return Summary(self.order, latest.version if latest else None,
+                       {s: e.version for s, e in self.stages.items()}, self.registered,
+                       self.deprecated)
 
 
 @dataclass(frozen=True)
@@ -220,114 +267,256 @@ class GtoFiles:
     head_time: int = 0
 
 
-def build(records: list[TagRecord], gto: GtoFiles | None = None) -> Registry:
-    """Fold tag records into registry state, as GTO does (with its ``.gto`` stages and its
-    ``artifacts.yaml`` when given)."""
-    indexed: list[tuple[TagRecord, T.TagEvent]] = []
-    counters: dict[str, list[int]] = {}
-    taken: dict[str, set[str]] = {}
-    for rec in sorted(records, key=lambda r: r.name):
-        parsed = T.parse_tag(rec.name)
-        if parsed is None:
-            continue
+# --- one model ----------------------------------------------------------------------------------
+
+
+def _event(rec: TagRecord, parsed: T.TagEvent) -> Event:
+    return Event(parsed.kind, parsed.model, rec.name, rec.commit, rec.timestamp, rec.tz,
+                 rec.tagger_name, rec.tagger_email, rec.message.strip(), parsed.version,
+                 parsed.stage, parsed.counter)
+
+
+def _pair_name(pair: tuple[TagRecord, T.TagEvent]) -> str:
+    return pair[0].name
+
+
+def fold(name: str, records: Iterable[TagRecord], gto: GtoFiles | None = None) -> ModelState:
+    """One model's state from its own tags (others' are skipped), and from ``artifacts.yaml``
+    when it declares the model."""
+    pairs = [(rec, parsed) for rec in records
+             if (parsed := T.parse_tag(rec.name)) is not None and parsed.model == name]
+    return _fold_parsed(name, pairs, gto)
+
+
+def _fold_parsed(name: str, pairs: list[tuple[TagRecord, T.TagEvent]],
+                 gto: GtoFiles | None) -> ModelState:
+    with paused_gc():
+        return _fold_pairs(name, pairs, gto)
+
+
+def _by_time(pair: tuple[TagRecord, T.TagEvent]) -> int:
+    return pair[0].timestamp
+
+
+def _fold_pairs(name: str, pairs: list[tuple[TagRecord, T.TagEvent]],
+                gto: GtoFiles | None) -> ModelState:
+    counters: list[int] = []
+    taken: set[str] = set()
+    # GTO indexes the tags in name order, then stably by time, and passes over that index
+    # three times: deprecations, (de)registrations, stage events. Bucketing first and sorting
+    # each bucket stably by time gives each pass the same sequence.
+    passes: tuple[list[tuple[TagRecord, T.TagEvent]], ...] = ([], [], [])
+    for rec, parsed in sorted(pairs, key=_pair_name):
         if parsed.counter is not None:
-            counters.setdefault(parsed.model, []).append(parsed.counter)
+            counters.append(parsed.counter)
         if parsed.version:
-            taken.setdefault(parsed.model, set()).add(parsed.version)
-        if rec.annotated and parsed.kind != T.CREATE:
-            indexed.append((rec, parsed))
-    indexed.sort(key=lambda pair: pair[0].timestamp)
+            taken.add(parsed.version)
+        if rec.annotated:
+            step = _PASS.get(parsed.kind)
+            if step is not None and (step != 3 or parsed.stage):
+                passes[step - 1].append((rec, parsed))
+    for bucket in passes:
+        bucket.sort(key=_by_time)
+    order: tuple[Any, ...] | None = None
+    for step, bucket in enumerate(passes, start=1):
+        if bucket:
+            order = (step, bucket[0][0].timestamp, bucket[0][0].name)
+            break
 
-    deprecations: dict[str, list[Event]] = {}
-    versions: dict[str, list[_Version]] = {}
-    order: list[str] = []
+    deprecations = [_event(rec, parsed) for rec, parsed in passes[0]]
+    versions: list[_Version] = []
+    on_commit: dict[str, list[_Version]] = {}  # in creation order, as GTO searches them
 
-    def model_of(name: str) -> list[_Version]:
-        if name not in versions:
-            versions[name] = []
-            deprecations.setdefault(name, [])
-            order.append(name)
-        return versions[name]
+    def new_version(version: str, commit: str, commit_time: int) -> _Version:
+        found = _Version(name, version, commit, commit_time)
+        versions.append(found)
+        on_commit.setdefault(commit, []).append(found)
+        return found
 
-    for rec, parsed in indexed:  # pass 1: deprecations
-        if parsed.kind == T.DEPRECATE:
-            model_of(parsed.model)
-            deprecations[parsed.model].append(_event(rec, parsed))
-    for rec, parsed in indexed:  # pass 2: (de)registrations
-        if parsed.kind in (T.REGISTER, T.DEREGISTER):
-            found = _find(model_of(parsed.model), rec.commit, parsed.version)
-            if found is None:
-                found = _new_version(parsed.model, parsed.version or "", rec)
-                versions[parsed.model].append(found)
-            ev = _event(rec, parsed)
-            (found.regs if parsed.kind == T.REGISTER else found.deregs).append(ev)
-    for rec, parsed in indexed:  # pass 3: stage events
-        if parsed.kind in (T.ASSIGN, T.UNASSIGN) and parsed.stage:
-            found = _find(model_of(parsed.model), rec.commit)
-            if found is None:  # a stage on a commit with no version: GTO names it by the sha
-                found = _new_version(parsed.model, rec.commit, rec)
-                versions[parsed.model].append(found)
-            ev = _event(rec, parsed)
-            ev.version = found.name
-            found.stages.setdefault(parsed.stage, []).append(ev)
-    if gto is not None and gto.head:  # declared artifacts: a version discovered at HEAD
-        for name in gto.declared:
-            candidates = model_of(name)
-            if _find(candidates, gto.head) is None:
-                head = TagRecord(gto.head, "", gto.head, "", "", 0, "", "",
-                                 commit_time=gto.head_time)
-                candidates.append(_new_version(name, gto.head, head))
+    def find(commit: str, version: str | None = None) -> _Version | None:
+        """The version on ``commit`` (with that name, when given); placeholders never match."""
+        for v in on_commit.get(commit, ()):
+            if (v.regs or v.deregs) and (version is None or v.name == version):
+                return v
+        return None
 
-    models = {name: _fold(name, deprecations[name], versions[name], counters.get(name, []))
-              for name in order}
-    stage_names = sorted({stage for vs in versions.values() for v in vs
-                          if v.active and (v.regs or not v.deregs)
-                          for stage, _ in v.active_stages()})
-    if gto is not None and gto.stages is not None:  # GTO shows the configured stages only
-        stage_names = list(gto.stages)
-    rows = [e for m in models.values() for e in m.events]
-    history = sorted(rows, key=lambda e: (e.timestamp, e.priority))[::-1]
-    return Registry(models, stage_names, history, taken)
-
-
-def _find(candidates: list[_Version], commit: str, name: str | None = None) -> _Version | None:
-    """The version on ``commit`` (with that name, when given); placeholders never match."""
-    for v in candidates:
-        if v.commit == commit and not v.discovered and (name is None or v.name == name):
-            return v
-    return None
-
-
-def _new_version(model: str, name: str, rec: TagRecord) -> _Version:
-    commit_event = Event(COMMIT, model, rec.commit, rec.commit, rec.commit_time, "", "", "", "")
-    return _Version(model, name, rec.commit, commit_event)
+    for rec, parsed in passes[1]:
+        found = find(rec.commit, parsed.version)
+        if found is None:
+            found = new_version(parsed.version or "", rec.commit, rec.commit_time)
+        (found.regs if parsed.kind == T.REGISTER else found.deregs).append(_event(rec, parsed))
+    for rec, parsed in passes[2]:
+        found = find(rec.commit)
+        if found is None:  # a stage on a commit with no version: GTO names it by the sha
+            found = new_version(rec.commit, rec.commit, rec.commit_time)
+        ev = _event(rec, parsed)
+        ev.version = found.name
+        found.stages.setdefault(parsed.stage or "", []).append(ev)
+    if gto is not None and gto.head and name in gto.declared:  # a version discovered at HEAD
+        if order is None:
+            order = (_DECLARED, gto.declared.index(name), "")
+        if find(gto.head) is None:
+            new_version(gto.head, gto.head, gto.head_time)
+    state = _fold(name, deprecations, versions, counters)
+    state.taken = taken
+    state.order = order
+    return state
 
 
 def _fold(name: str, deprecations: list[Event], versions: list[_Version],
           counters: list[int]) -> ModelState:
     state = ModelState(name, counters=counters)
-    everything = desc(deprecations + [e for v in versions for e in v.all_events()])
-    state.deprecated = not everything or everything[0].kind == T.DEPRECATE
-    state.events = [e for e in everything if e.kind != COMMIT]
+    # Commits' own events only matter against a deprecation (is the newest event one?).
+    everything = desc(deprecations + [e for v in versions
+                                      for e in v.all_events(with_commit=bool(deprecations))])
+    if deprecations:
+        state.deprecated = everything[0].kind == T.DEPRECATE
+        state.events = [e for e in everything if e.kind != COMMIT]
+    else:  # every version has a commit event: the model is deprecated only when it has none
+        state.deprecated = not versions
+        state.events = everything
     state.registered = bool(state.events)
     for v in versions:
-        if v.regs and semver.is_valid(v.name):
-            latest_reg = desc(v.regs)[0]
-            state.versions[v.name] = VersionEntry(name, v.name, semver.parse(v.name), v.commit,
-                                                  latest_reg, deregistered=not v.active)
+        if v.regs and (parsed := _semver(v.name)) is not None:
+            latest_reg = desc(v.regs)[0] if len(v.regs) > 1 else v.regs[0]
+            state.versions[v.name] = VersionEntry(name, v.name, parsed, v.commit, latest_reg,
+                                                  deregistered=not v.active)
     # Stage holders: active versions (placeholders too), newest authored first; their active
     # stages newest first; the first seen per stage holds it.
-    live = [v for v in versions if v.active and (v.regs or not v.deregs)]
-    live = sorted(live, key=lambda v: v.authored_at())[::-1]
-    candidates = [pair for v in live for pair in v.active_stages()]
-    for stage, event in sorted(candidates, key=lambda pair: pair[1].timestamp)[::-1]:
-        state.stages.setdefault(stage, event)
+    live = [v for v in versions if v.stages and v.active and (v.regs or not v.deregs)]
+    if live:
+        live = sorted(live, key=lambda v: v.authored_at())[::-1]
+        candidates = [pair for v in live for pair in v.active_stages()]
+        for stage, event in sorted(candidates, key=lambda pair: pair[1].timestamp)[::-1]:
+            state.stages.setdefault(stage, event)
     return state
 
 
+@functools.lru_cache(maxsize=8192)
+def _semver(text: str) -> semver.Version | None:
+    """Version tags repeat across models (every model has a v0.1.0): parse each once."""
+    return semver.parse(text) if semver.is_valid(text) else None
+
+
+# --- the whole registry -------------------------------------------------------------------------
+
+
+class _Models(Mapping[str, ModelState]):
+    """The models in GTO's order, each folded when first looked at."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def __getitem__(self, name: str) -> ModelState:
+        state = self._registry.model(name)
+        if state is None:
+            raise KeyError(name)
+        return state
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry.names)
+
+    def __len__(self) -> int:
+        return len(self._registry.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._registry._listed
+
+
+class Registry:
+    """Every model, in GTO's order. Names, summaries and stage names come without folding;
+    ``model(name)`` folds one model (once), ``history`` all of them."""
+
+    def __init__(self, summaries: Mapping[str, Summary],
+                 state_of: Callable[[str], ModelState], gto: GtoFiles | None = None) -> None:
+        self._state_of = state_of
+        self._states: dict[str, ModelState] = {}
+        self._summaries = dict(summaries)
+        self.gto = gto
+        if gto is not None and gto.head:  # declared models: folded with HEAD's commit
+            for name in gto.declared:
+                self._summaries[name] = self._fold(name).summary()
+        listed = [(s.order, n) for n, s in self._summaries.items() if s.order is not None]
+        self.names = [n for _, n in sorted(listed)]
+        self._listed = set(self.names)
+        self.models: Mapping[str, ModelState] = _Models(self)
+        if gto is not None and gto.stages is not None:  # GTO shows the configured stages only
+            self.stage_names = list(gto.stages)
+        else:
+            # every stage active on a live version has a holder: the holders' stages are all
+            self.stage_names = sorted({s for n in self.names for s in self._summaries[n].stages})
+        self._history: list[Event] | None = None
+
+    def _fold(self, name: str) -> ModelState:
+        state = self._states.get(name)
+        if state is None:
+            state = self._states[name] = self._state_of(name)
+        return state
+
+    def model(self, name: str) -> ModelState | None:
+        return self._fold(name) if name in self._listed else None
+
+    def summary(self, name: str) -> Summary:
+        return self._summaries[name]
+
+    def taken_versions(self, name: str) -> set[str]:
+        return self._fold(name).taken if name in self._summaries else set()
+
+    @property
+    def history(self) -> list[Event]:
+        """Every tag event, newest first (GTO's order, same-second ties included)."""
+        if self._history is None:
+            with paused_gc():
+                rows = [e for n in self.names for e in self._fold(n).events]
+                self._history = sorted(rows, key=_when)[::-1]
+        return self._history
+
+    def history_of(self, name: str) -> list[Event]:
+        """One model's part of ``history``, in the same order, folding that model alone (the
+        sort is stable, so a model's events keep their relative order in the whole)."""
+        state = self.model(name)
+        return sorted(state.events, key=_when)[::-1] if state else []
+
+    @property
+    def events(self) -> list[Event]:
+        return self.history
+
+
+def build(records: Iterable[TagRecord], gto: GtoFiles | None = None) -> Registry:
+    """Fold tag records into registry state, as GTO does (with its ``.gto`` stages and its
+    ``artifacts.yaml`` when given)."""
+    groups: dict[str, list[tuple[TagRecord, T.TagEvent]]] = {}
+    with paused_gc():
+        for rec in records:
+            parsed = T.parse_tag(rec.name)
+            if parsed is not None:
+                groups.setdefault(parsed.model, []).append((rec, parsed))
+        states = {name: _fold_parsed(name, pairs, gto) for name, pairs in groups.items()}
+
+    def state_of(name: str) -> ModelState:
+        found = states.get(name)
+        return found if found is not None else fold(name, (), gto)
+
+    return Registry({n: s.summary() for n, s in states.items()}, state_of, gto)
+
+
+def derive(name: str, pairs: list[tuple[TagRecord, T.TagEvent]]) -> tuple[Any, ...]:
+    """What the tag index keeps of a model beside its records (see ``Summary``)."""
+    return _fold_parsed(name, pairs, None).summary().to_data()
+
+
 def load(root: Path, gto_files: bool = False) -> Registry:
-    """The registry from the tags; with ``gto_files``, also from ``.gto`` and ``artifacts.yaml``
-    as ``gto show`` reads them (one more git call)."""
+    """The registry from the tags (through the tag index); with ``gto_files``, also from
+    ``.gto`` and ``artifacts.yaml`` as ``gto show`` reads them (one more git call)."""
+    gto = read_gto_files(root) if gto_files else None
+    index = TagIndex.open(root, Workspace(root).git_dir, derive, FOLD_VERSION)
+    summaries = {name: Summary.from_data(data) for name, data in index.derived().items()}
+    return Registry(summaries, lambda name: fold(name, index.records(name), gto), gto)
+
+
+def load_uncached(root: Path, gto_files: bool = False) -> Registry:
+    """The registry from one ``git for-each-ref``, bypassing the tag index: for the checks
+    that must not depend on anything but the refs themselves."""
     return build(read_tags(root), read_gto_files(root) if gto_files else None)
 
 

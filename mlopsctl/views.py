@@ -23,17 +23,15 @@ def summary(registry: reg.Registry, include_deprecated: bool = False) -> dict[st
     """``gto show --json``: per model, the greatest active version and each stage's version.
     Deprecated models are left out unless asked for, as GTO does."""
     out: dict[str, Any] = {}
-    for name, state in registry.models.items():
-        if state.deprecated and not include_deprecated:
+    for name in registry.models:  # summaries: no model is folded
+        row = registry.summary(name)
+        if row.deprecated and not include_deprecated:
             continue
-        latest = state.latest
-        stages = {s: (state.stages[s].version if s in state.stages else None)
-                  for s in registry.stage_names}
         out[name] = {
-            "version": latest.version if latest else None,
-            "stage": stages,
-            "registered": state.registered,  # False: only declared in artifacts.yaml
-            "active": not state.deprecated,
+            "version": row.latest,
+            "stage": {s: row.stages.get(s) for s in registry.stage_names},
+            "registered": row.registered,  # False: only declared in artifacts.yaml
+            "active": not row.deprecated,
         }
     return out
 
@@ -56,7 +54,8 @@ def event_doc(event: reg.Event) -> dict[str, Any]:
 
 def history(registry: reg.Registry, model: str | None = None) -> list[dict[str, Any]]:
     """``gto history --json``: every event, newest first."""
-    return [event_doc(e) for e in registry.history if model is None or e.model == model]
+    events = registry.history if model is None else registry.history_of(model)
+    return [event_doc(e) for e in events]
 
 
 def model_detail(state: reg.ModelState, manifests: dict[str, Any]) -> dict[str, Any]:

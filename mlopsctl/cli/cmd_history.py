@@ -37,7 +37,7 @@ def command(model: str | None, as_json: bool, details: bool) -> None:
     if model is not None and registry.model(model) is None \
             and model not in reg.read_gto_files(ws.root).declared:  # declared: no events yet
         console.require_model(registry, model)
-    events = [e for e in registry.history if model is None or e.model == model]
+    events = registry.history if model is None else registry.history_of(model)
     if as_json:
         docs = [views.event_doc(e) for e in events]
         if details:

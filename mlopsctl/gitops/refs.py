@@ -45,10 +45,15 @@ class TagRecord(NamedTuple):
     tagger_name: str
     tagger_email: str
     timestamp: int  # unix seconds
-    date_iso: str  # with the tagger's timezone
+    tz: str  # the tagger's offset, '+0200'
     message: str
     commit_time: int = 0  # committer date of the target commit
     annotated: bool = True  # lightweight tags only matter for GTO's counters
+
+    @property
+    def date_iso(self) -> str:
+        """The tagger date as GTO prints it (formatted on demand: most reads never show it)."""
+        return iso_date(self.timestamp, self.tz)
 
 
 def iso_date(unix: int, offset: str) -> str:
@@ -79,7 +84,7 @@ def _record(chunk: list[str]) -> TagRecord | None:
         tagger_name=chunk[5],
         tagger_email=chunk[6].strip("<>"),
         timestamp=timestamp,
-        date_iso=iso_date(timestamp, chunk[8].rpartition(" ")[2]),
+        tz=chunk[8].rpartition(" ")[2],
         message=chunk[10].removesuffix(chunk[11]) if chunk[11] else chunk[10],
         commit_time=int(chunk[9] or 0) if chunk[4] == "commit" else 0,
     )

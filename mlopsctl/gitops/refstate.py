@@ -306,7 +306,7 @@ class RefsReader:
                 break
         target = fields[b"object"].decode()
         return TagRecord(name=name, tag_sha=oid, commit=target, tagger_name=tagger_name,
-                         tagger_email=email, timestamp=ts, date_iso=_iso(ts, tz),
+                         tagger_email=email, timestamp=ts, tz=tz,
                          message=message.decode("utf-8", "replace"),
                          commit_time=self._commit_times.get(target, 0))
 
@@ -407,7 +407,7 @@ def _split_ident(value: bytes) -> tuple[str, str, int, str]:
         return name, email, 0, "+0000"
 
 
-def _iso(ts: int, tz: str) -> str:
+def _iso_unused(ts: int, tz: str) -> str:
     """Git's ``iso-strict`` date: local time in the tagger's zone, with the offset."""
     try:
         sign = -1 if tz.startswith("-") else 1
