@@ -18,6 +18,7 @@ from mlopsctl import manifests as mf
 from mlopsctl import registry as reg
 from mlopsctl.deploy import SlotPlan, Target, derive_slots
 from mlopsctl.errors import CheckFailed, ConflictError, UsageError
+from mlopsctl.gcpause import paused_gc
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.identity import Identity, require_identity
 from mlopsctl.gitops.notes import missing_reports_hint
@@ -420,6 +421,12 @@ def status(project: Project, model: str | None = None, env: str | None = None
     registry = trusted_registry(project)  # under signing: required, signed events only
     if model and registry.model(model) is None:
         raise UsageError(f"unknown model '{model}'", hint="mlopsctl show")
+    with paused_gc():  # every model folded: many objects, no cycles
+        return _status_rows(project, registry, model, env)
+
+
+def _status_rows(project: Project, registry: reg.Registry, model: str | None, env: str | None
+                 ) -> list[dict[str, Any]]:
     rows = []
     for m, e in _pairs(project, registry, model, env):
         state = registry.model(m)

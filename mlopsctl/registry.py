@@ -20,6 +20,7 @@ command asks for it, from the tag index (``gitops.tagindex``), which also keeps 
 from __future__ import annotations
 
 import functools
+import marshal
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -500,18 +501,78 @@ def build(records: Iterable[TagRecord], gto: GtoFiles | None = None) -> Registry
     return Registry({n: s.summary() for n, s in states.items()}, state_of, gto)
 
 
-def derive(name: str, pairs: list[tuple[TagRecord, T.TagEvent]]) -> tuple[Any, ...]:
-    """What the tag index keeps of a model beside its records (see ``Summary``)."""
-    return _fold_parsed(name, pairs, None).summary().to_data()
+class _Sections:
+    """How the tag index keeps a model: as folded. Its events newest first (a stage event with
+    its ``mlopsctl:`` block already parsed), its versions and stage holders by their event's
+    place, the tags that are no events (lightweight, ``@created``), and the scalars; so reading
+    a model costs building its objects, not folding it again. Beside it, in the index's
+    header, its ``Summary``."""
+
+    version = FOLD_VERSION
+
+    def pack(self, name: str, pairs: list[tuple[TagRecord, T.TagEvent]]
+             ) -> tuple[bytes, tuple[Any, ...]]:
+        state = _fold_parsed(name, pairs, None)
+        place = {id(e): i for i, e in enumerate(state.events)}
+        made = {rec.name: (rec.tag_sha, rec.commit_time) for rec, _ in pairs}
+        events = [(e.kind, e.tag, e.commit, e.timestamp, e.tz, e.author, e.author_email,
+                   e.message, e.version, e.stage, e.counter, *made[e.tag],
+                   e.data if e.kind in (T.ASSIGN, T.UNASSIGN) else None)
+                  for e in state.events]
+        others = [tuple(rec) for rec, parsed in pairs
+                  if not rec.annotated or parsed.kind == T.CREATE]
+        versions = [(v.version, v.commit, place[id(v.registration)], v.deregistered)
+                    for v in state.versions.values()]
+        stages = {stage: place[id(e)] for stage, e in state.stages.items()}
+        data = [events, others, versions, stages, state.deprecated, state.counters,
+                state.registered, sorted(state.taken), state.order]
+        try:
+            raw = marshal.dumps(data)
+        except ValueError:  # a block YAML read as something marshal cannot keep (a date):
+            data[0] = [(*e[:-1], None) for e in events]  # parse it when asked instead
+            raw = marshal.dumps(data)
+        return raw, state.summary().to_data()
+
+    def records(self, section: bytes) -> list[TagRecord]:
+        events, others = marshal.loads(section)[:2]
+        out = [TagRecord(e[1], e[11], e[2], e[5], e[6], e[3], e[4], e[7], e[12]) for e in events]
+        return out + [TagRecord._make(t) for t in others]
+
+    @staticmethod
+    def state(name: str, section: bytes) -> ModelState:
+        (events_data, _, versions_data, stages_data, deprecated, counters, registered, taken,
+         order) = marshal.loads(section)
+        events = [Event(e[0], name, e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10],
+                        e[13]) for e in events_data]
+        versions = {}
+        for version, commit, at, deregistered in versions_data:
+            parsed = _semver(version)
+            if parsed is not None:
+                versions[version] = VersionEntry(name, version, parsed, commit, events[at],
+                                                 deregistered)
+        return ModelState(name, events, versions, {s: events[i] for s, i in stages_data.items()},
+                          deprecated, counters, registered, set(taken),
+                          tuple(order) if order is not None else None)
+
+
+SECTIONS = _Sections()
 
 
 def load(root: Path, gto_files: bool = False) -> Registry:
     """The registry from the tags (through the tag index); with ``gto_files``, also from
     ``.gto`` and ``artifacts.yaml`` as ``gto show`` reads them (one more git call)."""
     gto = read_gto_files(root) if gto_files else None
-    index = TagIndex.open(root, Workspace(root).git_dir, derive, FOLD_VERSION)
-    summaries = {name: Summary.from_data(data) for name, data in index.derived().items()}
-    return Registry(summaries, lambda name: fold(name, index.records(name), gto), gto)
+    index = TagIndex.open(root, Workspace(root).git_dir, SECTIONS)
+    summaries = {name: Summary.from_data(data) for name, data in index.summaries().items()}
+    declared = set(gto.declared) if gto is not None and gto.head else set()
+
+    def state_of(name: str) -> ModelState:
+        if name in declared:  # HEAD's artifacts.yaml adds to the tags: fold them again
+            return fold(name, index.records(name), gto)
+        section = index.section(name)
+        return SECTIONS.state(name, section) if section else fold(name, (), gto)
+
+    return Registry(summaries, state_of, gto)
 
 
 def load_uncached(root: Path, gto_files: bool = False) -> Registry:

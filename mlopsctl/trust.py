@@ -68,10 +68,10 @@ def trusted_registry(project: Project, gto_files: bool = False) -> Any:
     from mlopsctl import registry as reg
     from mlopsctl.gitops.refs import read_tags
 
+    if not required(project):
+        return reg.load(project.root, gto_files)
     records = read_tags(project.root)
     gto = reg.read_gto_files(project.root) if gto_files else None
-    if not required(project):
-        return reg.build(records, gto)
     from mlopsctl.signing import verify_signatures
 
     signers = {c.tag: c.signer or "" for c in verify_signatures(project) if c.ok}

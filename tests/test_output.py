@@ -156,3 +156,25 @@ def test_progress_and_tables_use_one_unit_system() -> None:
     text = buffer.getvalue()
     assert "MiB" in text and " MB" not in text, text
     assert console.human_size(150 << 20) == "150.0 MiB"
+
+
+def test_a_long_table_prints_plain_aligned_rows() -> None:
+    """Beyond LARGE_TABLE rows rich would measure every cell (a second per thousand rows):
+    the rows come out as plain aligned columns, markup removed, nothing cut."""
+    from rich.console import Console
+
+    def render(rows: int) -> str:
+        t = console.table("model", "state")
+        for i in range(rows):
+            t.add_row(f"m{i}", "[red]OUT OF SYNC[/]" if i == 3 else "in sync — ok")
+        buffer = io.StringIO()
+        Console(file=buffer, width=60, highlight=False, soft_wrap=True).print(t)
+        return buffer.getvalue()
+
+    long = render(console.LARGE_TABLE + 1).splitlines()
+    assert long[0].split() == ["model", "state"]
+    assert long[1] == "───── ────────────"
+    assert long[3 + 2] == "m3    OUT OF SYNC"
+    assert long[-1] == f"{'m' + str(console.LARGE_TABLE):<5} in sync — ok"
+    assert len(long) == console.LARGE_TABLE + 3
+    assert "OUT OF SYNC" in render(5) and "[red]" not in render(5)

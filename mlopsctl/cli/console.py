@@ -47,12 +47,44 @@ def note(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+LARGE_TABLE = 200  # rows above which a table is printed as plain aligned text
+
+
 def table(*columns: str, title: str | None = None):
+    """A table for humans. Up to LARGE_TABLE rows it is rich's; beyond, rich would measure
+    and wrap every cell (a second per thousand rows, a minute for a long history), so it is
+    printed as plain aligned columns instead, markup taken out, one line per row."""
     from rich import box
+    from rich.cells import cell_len
+    from rich.markup import render
+    from rich.segment import Segment
     from rich.table import Table
 
-    t = Table(*columns, title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
-    return t
+    class _Table(Table):
+        def __rich_console__(self, console: Any, options: Any) -> Any:
+            if self.row_count <= LARGE_TABLE:
+                yield from super().__rich_console__(console, options)
+                return
+            heads = [str(c.header) for c in self.columns]
+            cols = [[_plain(str(cell)) for cell in c._cells] for c in self.columns]
+            widths = [max([cell_len(h), *map(cell_len, col)])
+                      for h, col in zip(heads, cols, strict=True)]
+            if self.title:
+                yield Segment(f"{self.title}\n")
+            yield Segment(_line(heads, widths) + "\n")
+            yield Segment(" ".join("─" * w for w in widths) + "\n")
+            for row in zip(*cols, strict=True):
+                yield Segment(_line(row, widths) + "\n")
+
+    def _plain(text: str) -> str:
+        return render(text).plain if "[" in text else text
+
+    def _line(cells: Any, widths: list[int]) -> str:
+        return " ".join(c + " " * (w - cell_len(c))
+                        for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return _Table(*columns, title=title, box=box.SIMPLE_HEAD, title_justify="left",
+                  pad_edge=False)
 
 
 class ProgressReporter(Reporter):

@@ -140,15 +140,23 @@ class LocalTarget:
         os.replace(tmp, link)
 
     def live_slot(self, env: str, model: str) -> str | None:
+        return self._live_in(self.dir(env, model))
+
+    @staticmethod
+    def _live_in(home: Path) -> str | None:
         try:
-            target = os.readlink(self.dir(env, model) / "current")
+            target = os.readlink(home / "current")
         except OSError:
             return None
         return target if target in SLOTS else None
 
     def state(self, env: str, model: str) -> TargetState:
-        slots = {slot: self._inspect(self.slot_dir(env, model, slot)) for slot in SLOTS}
-        return TargetState(self.live_slot(env, model), slots)
+        home = self.dir(env, model)
+        if not home.is_dir():  # never deployed here: nothing more to look at
+            return TargetState(None, {slot: DeployedSlot(None, None, True, "empty")
+                                      for slot in SLOTS})
+        slots = {slot: self._inspect(home / slot) for slot in SLOTS}
+        return TargetState(self._live_in(home), slots)
 
     @staticmethod
     def _meta(path: Path) -> dict[str, Any] | None:

@@ -41,9 +41,9 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mlopsctl.gcpause import paused_gc
 from mlopsctl.gitops import tags as T
@@ -67,7 +67,18 @@ _MAX_PEEL = 8  # tags of tags of ...: deeper chains are not events
 
 Stamp = tuple[int, int, int]  # (inode, mtime_ns, size)
 Pair = tuple[TagRecord, T.TagEvent]  # a tag's record and its name parsed
-Derive = Callable[[str, list[Pair]], Any]
+
+
+class Codec(Protocol):
+    """What a model's section holds, decided by the layer that folds (the registry)."""
+
+    version: str  # a section packed by another version is rebuilt
+
+    def pack(self, model: str, pairs: list[Pair]) -> tuple[bytes, Any]:
+        """(the section, a small summary kept in the header) for a model's tags."""
+
+    def records(self, section: bytes) -> list[TagRecord]:
+        """The records a section was packed from (to fold again when a tag changes)."""
 
 
 def _digest(data: bytes) -> bytes:
@@ -368,13 +379,14 @@ def _needs_commit_times(pairs: list[Pair]) -> bool:
 
 
 class TagIndex:
-    """Per model: its tag records and what ``derive`` made of them. Read-only once open."""
+    """Per model: a section packed by the codec from its tags, and a summary. Read-only once
+    open."""
 
-    def __init__(self, root: Path, git_dir: Path, derive: Derive, version: str) -> None:
+    def __init__(self, root: Path, git_dir: Path, codec: Codec) -> None:
         self.root = root
         self.git_dir = git_dir
-        self.derive = derive
-        self.key = f"{FORMAT}:{version}"
+        self.codec = codec
+        self.key = f"{FORMAT}:{codec.version}"
         self.path = git_dir / INDEX_PATH
         self._fd: int | None = None
         self._models: dict[str, tuple[int, int, bytes, Any]] = {}  # offset, length, digest, data
@@ -391,28 +403,32 @@ class TagIndex:
             self._fd = None
 
     @classmethod
-    def open(cls, root: Path, git_dir: Path, derive: Derive, version: str) -> TagIndex:
-        index = cls(root, git_dir, derive, version)
+    def open(cls, root: Path, git_dir: Path, codec: Codec) -> TagIndex:
+        index = cls(root, git_dir, codec)
         index._open()
         return index
 
     # --- reading ---------------------------------------------------------------------------
 
-    def derived(self) -> dict[str, Any]:
-        """model -> what ``derive`` returned for its records."""
+    def summaries(self) -> dict[str, Any]:
+        """model -> the summary the codec packed beside its section."""
         return {name: entry[3] for name, entry in self._models.items()}
 
     def records(self, model: str) -> list[TagRecord]:
+        raw = self.section(model)
+        return self.codec.records(raw) if raw else []
+
+    def section(self, model: str) -> bytes | None:
+        """The model's section (None: the model has no tags)."""
         try:
-            raw = self._section(model)
+            return self._section(model)
         except _Corrupt:  # damaged since it was opened: build it again, then read that
             self._close()
             self._models, self._memory = {}, {}
             state = None if (self.git_dir / "reftable").is_dir() else RefsState(self.git_dir)
             with paused_gc():
                 self._rebuild(state)
-            raw = self._section(model)
-        return [TagRecord._make(t) for t in marshal.loads(raw)] if raw else []
+            return self._section(model)
 
     def _section(self, model: str) -> bytes | None:
         if model in self._memory:
@@ -548,10 +564,9 @@ class TagIndex:
         return records, inner
 
     def _add(self, writer: _Writer, model: str, pairs: list[Pair]) -> None:
-        """A model's section and its derived data (a model with no tags left has none)."""
+        """A model's section and its summary (a model with no tags left has none)."""
         if pairs:
-            raw = marshal.dumps(sorted(tuple(r) for r, _ in pairs))
-            writer.add(model, raw, self.derive(model, pairs))
+            writer.add(model, *self.codec.pack(model, pairs))
 
     def _rebuild(self, state: RefsState | None) -> None:
         """Everything from the refs: the listing, then every registry tag's object streamed
