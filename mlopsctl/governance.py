@@ -21,6 +21,7 @@ who can commit can forge an acceptance commit): signatures from an external trus
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -156,41 +157,81 @@ def drift_hint(message: str) -> str:
 # --- provenance of the pin ----------------------------------------------------------------------
 
 
-def provenance_problem(root: Path, worktree_config: str) -> str | None:
+def provenance_problem(root: Path, worktree_config: str, cache: Path | None = None
+                       ) -> str | None:
     """Why the pin in ``worktree_config`` did not come from ``mlopsctl policy accept``, or None.
 
     The pin must equal the committed one, and the newest commit that changed the pin line must
-    be an acceptance of that hash (or the initialisation of the registry)."""
-    from mlopsctl.gitops.git import GitFailed, git
+    be an acceptance of that hash (or the initialisation of the registry).
+
+    Finding that commit walks the history back (seconds at 100,000 commits), so a good verdict
+    is remembered in ``cache`` with the commit it was reached at: later, only the commits since
+    are searched, when that commit is still an ancestor of HEAD."""
+    from mlopsctl.gitops.git import GitFailed, git, git_ok
 
     pin = pinned_in(worktree_config)
     if pin is None:
         return None
     try:
-        committed = git(root, "show", f"HEAD:{CONFIG_FILE}").decode()
+        head, committed_bytes = git(root, "rev-parse", "HEAD").decode().strip(), \
+            git(root, "show", f"HEAD:{CONFIG_FILE}")
     except GitFailed:
         return None  # nothing committed yet
+    committed = committed_bytes.decode()
     if pinned_in(committed) != pin:
         return (f"constitutional_hash was edited by hand: {CONFIG_FILE} pins {pin}, but the "
                 f"committed pin is {pinned_in(committed)}; only `mlopsctl policy accept` "
                 "writes the pin")
+    since = "HEAD"
+    known = _remembered(cache, pin)
+    if known == head:
+        return None
+    if known and git_ok(root, "merge-base", "--is-ancestor", known, head):
+        since = f"{known}..HEAD"  # the pin line's newest change is older than `known`, or new
     try:
         log = git(root, "log", "-1", "--format=%H%x00%s", "-G^constitutional_hash:",
-                  "HEAD", "--", CONFIG_FILE).decode().strip()
+                  since, "--", CONFIG_FILE).decode().strip()
     except GitFailed:
         return None
     if not log:
+        if since != "HEAD":  # nothing changed the pin since the good verdict
+            _remember(cache, pin, head)
         return None
     sha, _, subject = log.partition("\x00")
-    if subject.startswith(INIT_SUBJECT):
-        return None
-    if subject.startswith(ACCEPT_PREFIX) and subject.removeprefix(ACCEPT_PREFIX).split()[:1] \
-            == [pin]:
+    if subject.startswith(INIT_SUBJECT) or (
+            subject.startswith(ACCEPT_PREFIX)
+            and subject.removeprefix(ACCEPT_PREFIX).split()[:1] == [pin]):
+        _remember(cache, pin, head)
         return None
     # An acceptance of this very pin after that commit (it changed no line: the pin was right).
     later = git(root, "log", "-1", "--format=%H", "--fixed-strings",
                 f"--grep={ACCEPT_PREFIX}{pin}", f"{sha}..HEAD").decode()
     if later.strip():
+        _remember(cache, pin, head)
         return None
     return (f"the pin {pin} was set in commit {sha[:8]} (\"{subject[:60]}\"), not by "
             "`mlopsctl policy accept`: a pin edited by hand")
+
+
+def _remembered(cache: Path | None, pin: str) -> str | None:
+    """The commit at which ``pin`` last had a good provenance verdict, if remembered."""
+    if cache is None:
+        return None
+    try:
+        doc = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(doc, dict) and doc.get("pin") == pin and isinstance(doc.get("head"), str) \
+            and re.fullmatch(r"[0-9a-f]{40,64}", doc["head"]):
+        return str(doc["head"])
+    return None
+
+
+def _remember(cache: Path | None, pin: str, head: str) -> None:
+    if cache is None:
+        return
+    from mlopsctl.fsio import atomic_write
+
+    # a cache: a git dir that cannot be written just means searching again next time
+    with contextlib.suppress(OSError):
+        atomic_write(cache, json.dumps({"pin": pin, "head": head}).encode(), durable=False)

@@ -73,7 +73,8 @@ class Project:
         """Why the pin was not written by `policy accept` (a hand edit), or None."""
         from mlopsctl.governance import provenance_problem
 
-        return provenance_problem(self.root, self.ws.config_path.read_text())
+        return provenance_problem(self.root, self.ws.config_path.read_text(),
+                                  self.ws.git_dir / "mlopsctl" / "pin-provenance.json")
 
     def require_policy_pin(self) -> str:
         """Refuse (exit 1) when governance drifted or the pin was edited by hand; return the

@@ -173,14 +173,17 @@ def _load_into_slot(project: Project, target: Target, plan: SlotPlan, slot: str,
 
 
 def _record(project: Project, model: str, env: str, version: reg.VersionEntry, title: str,
-            data: dict[str, Any]) -> str:
-    """Create ``model#env#N`` on the version's commit; a lost race takes the next counter."""
+            data: dict[str, Any], state: reg.ModelState | None) -> str:
+    """Create ``model#env#N`` on the version's commit, ``state`` being the model as read under
+    the lock; a lost race (a tag written by something else than mlopsctl) reads it again and
+    takes the next counter."""
     from mlopsctl.gitops import refs
     from mlopsctl.signing import should_sign
 
     sign = should_sign(project.config, project.root)
-    for _ in range(MAX_ATTEMPTS):
-        state = reg.load(project.root).model(model)
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:
+            state = reg.load(project.root).model(model)
         counter = state.next_counter if state else 1
         _after_newest_event(state, env)
         tag = T.format_tag(T.TagEvent(T.ASSIGN, model, stage=env, counter=counter))
@@ -259,11 +262,13 @@ def promote(project: Project, model: str, version: str | None, env: str,
     actor = require_identity(project.root)
     _require_role(project, actor, "promote", env)
     ref = f"{model}@{version}" if version else f"{model}@latest"
-    found = resolve(project, reg.load(project.root), ref)
+    registry = reg.load(project.root)
+    found = resolve(project, registry, ref)
     entry, manifest = found.entry, found.manifest
     from mlopsctl.trust import trusted_registry
 
-    state = trusted_registry(project).model(model)  # the order check counts signed events only
+    # the order check counts signed events only (the same registry when signing is off)
+    state = trusted_registry(project, registry=registry).model(model)
     assert state is not None
     problem = order_problem(state, entry.version, environment)
     if problem:
@@ -331,7 +336,7 @@ def promote(project: Project, model: str, version: str | None, env: str,
         data = _event_data(actor, env, entry.version, previous, slot, policy_hash, "promote",
                            validation=summary, message=message or None,
                            approvals=approvers or None)
-        tag = _record(project, model, env, entry, title, data)
+        tag = _record(project, model, env, entry, title, data, state)
         _activate(project, target, plan)
     return ReleaseResult(model, env, entry.version, previous, slot, tag, validation=summary,
                          approvals=approvers)
@@ -356,14 +361,12 @@ def rollback(project: Project, model: str, env: str, to: str | None = None,
     policy_hash = project.require_policy_pin()
     actor = require_identity(project.root)
     _require_role(project, actor, "rollback", env)
-    registry = reg.load(project.root)
-    state = registry.model(model)
-    if state is None:
-        raise UsageError(f"unknown model '{model}'", hint="mlopsctl show")
     target = target_for(project, env)
     with file_lock(project.ws.lock_path):
-        state = reg.load(project.root).model(model)
-        assert state is not None
+        registry = reg.load(project.root)  # one read, under the lock
+        state = registry.model(model)
+        if state is None:
+            raise UsageError(f"unknown model '{model}'", hint="mlopsctl show")
         plan = current_plan(state, model, env)
         live = plan.live_version
         if to is None:
@@ -392,7 +395,7 @@ def rollback(project: Project, model: str, env: str, to: str | None = None,
             f": {message}" if message else "")
         data = _event_data(actor, env, wanted, live, slot, policy_hash, "rollback",
                            rollback=True, message=message or None)
-        tag = _record(project, model, env, found.entry, title, data)
+        tag = _record(project, model, env, found.entry, title, data, state)
         _activate(project, target, plan)
     return ReleaseResult(model, env, wanted, live, slot, tag, rollback=True)
 

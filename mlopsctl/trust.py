@@ -62,14 +62,14 @@ def report_problem(project: Project, report: dict[str, Any], env: str) -> str | 
 # --- events -------------------------------------------------------------------------------------
 
 
-def trusted_registry(project: Project, gto_files: bool = False) -> Any:
+def trusted_registry(project: Project, gto_files: bool = False, registry: Any = None) -> Any:
     """The registry folded from trusted event tags only, under ``signing: required`` (every
-    tag otherwise)."""
+    tag otherwise: then ``registry``, when the caller has read it already)."""
     from mlopsctl import registry as reg
     from mlopsctl.gitops.refs import read_tags
 
     if not required(project):
-        return reg.load(project.root, gto_files)
+        return registry if registry is not None else reg.load(project.root, gto_files)
     records = read_tags(project.root)
     gto = reg.read_gto_files(project.root) if gto_files else None
     from mlopsctl.signing import verify_signatures

@@ -29,6 +29,7 @@ from mlopsctl.gitops.identity import Identity, repo_busy
 from mlopsctl.lineage import data_hash
 from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
+from mlopsctl.workspace import MLOPS_DIR
 
 MAX_ATTEMPTS = 8
 
@@ -358,9 +359,12 @@ def _publish(project: Project, req: BumpRequest, actor: Identity, artifact: Path
 
 
 def _is_dirty(root: Path) -> bool:
+    """Whether the code has uncommitted changes (tracked files outside the registry's own
+    ``.mlops/``: at 100,000 versions, 200,000 files git need not look at)."""
     from mlopsctl.gitops.git import git
 
-    out = git(root, "status", "--porcelain", "--untracked-files=no", "--ignore-submodules")
+    out = git(root, "status", "--porcelain", "--untracked-files=no", "--ignore-submodules",
+              "--", ".", f":(exclude){MLOPS_DIR}")
     return bool(out.strip())
 
 

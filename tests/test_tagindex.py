@@ -342,3 +342,19 @@ def test_sections_round_trip_what_they_were_packed_from(tags_repo: Path) -> None
         assert reg.SECTIONS.state(model, section) == reg.fold(model, records)
         events = marshal.loads(section)[0]
         assert all(len(e) == 14 for e in events)
+
+
+def test_sections_are_copied_without_copy_file_range(tags_repo: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the kernel cannot copy between files (an old kernel, another system), a refresh
+    reads and writes the unchanged sections instead."""
+    agree(tags_repo)
+
+    def unsupported(*args: object) -> int:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(tagindex.os, "copy_file_range", unsupported)
+    tag(tags_repo, "fraud@v3.0.0", git(tags_repo, "rev-parse", "HEAD"), 1_700_000_800)
+    assert agree(tags_repo) == "refresh"
+    tag(tags_repo, "churn@v3.0.0", git(tags_repo, "rev-parse", "HEAD"), 1_700_000_801)
+    assert agree(tags_repo) == "refresh"
