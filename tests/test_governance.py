@@ -143,6 +143,33 @@ def test_a_hand_typed_pin_is_caught_before_and_after_commit(registry: Path) -> N
     assert doctor_policy(registry)[1]["status"] == "ok"
 
 
+def test_a_remembered_good_pin_does_not_hide_a_later_hand_edit(registry: Path) -> None:
+    """The provenance verdict is remembered with the commit it was reached at (searching the
+    whole history costs seconds at 100,000 commits); commits made since are still searched,
+    and a rewritten history is searched whole."""
+    project = Project.open(registry)
+    assert project.pin_provenance() is None  # remembered at this commit
+    remembered = registry / ".git" / "mlopsctl" / "pin-provenance.json"
+    assert remembered.is_file()
+    (registry / "code.py").write_text("x = 1\n")
+    git(registry, "add", "code.py")
+    git(registry, "commit", "-q", "-m", "some code")
+    assert Project.open(registry).pin_provenance() is None  # only the new commit searched
+
+    policy = load(registry, POLICY)
+    policy["rules"] = [r for r in policy["rules"] if r["id"] != "accuracy-floor"]
+    save(registry, POLICY, policy)
+    config = (registry / CONFIG).read_text().replace(pinned(registry), governed_hash(registry))
+    (registry / CONFIG).write_text(config)
+    git(registry, "commit", "-q", "-am", "loosen the policy")  # a pin typed in and committed
+    problem = Project.open(registry).pin_provenance()
+    assert problem is not None and "not by `mlopsctl policy accept`" in problem
+
+    git(registry, "reset", "-q", "--hard", "HEAD~2")  # history rewritten under the verdict
+    remembered.write_text('{"pin": "%s", "head": "%s"}' % (pinned(registry), "0" * 40))
+    assert Project.open(registry).pin_provenance() is None
+
+
 def test_a_registry_of_the_previous_release_is_repinned_by_accept(registry: Path) -> None:
     # The previous release pinned sha256(policy.yaml) alone.
     legacy = hashlib.sha256((registry / POLICY).read_bytes()).hexdigest()[:16]
