@@ -13,7 +13,7 @@ Timed, as whole processes (start-up included), interleaved, median of N runs:
 - `mlopsctl check` cold: the verdict cache removed before each run (a fresh CI clone);
 - `mlopsctl check` warm: the cache from the previous run (a developer's pre-commit);
 - `mlopsctl check .mlops/config.yaml`: what the pre-commit hook runs for a config change;
-- `mlopsctl check-ref m7#staging#11 --json`.
+- `mlopsctl check-ref m007#staging#11 --json`.
 Target: warm `check` <= 300 ms.
 
     .venv/bin/python benchmarks/check.py [--runs 7] [--keep]
@@ -22,7 +22,6 @@ Target: warm `check` <= 300 ms.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import statistics
@@ -33,110 +32,11 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-VENV_BIN = ROOT / ".venv" / "bin"
-if not VENV_BIN.is_dir():
-    VENV_BIN = Path(sys.executable).parent
-MLOPSCTL = str(VENV_BIN / "mlopsctl")
-GIT = shutil.which("git") or "git"
+sys.path.insert(0, str(HERE))
+from registry_repo import GIT, MLOPSCTL, build, make_env, run  # noqa: E402
+
 N_MODELS, N_VERSIONS = 200, 10
 TARGET_S = 0.300
-
-
-def make_env(home: Path, pycache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GIT_", "MLOPSCTL_", "DVC_", "GTO_", "XDG_", "GITHUB_"))
-           and k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "VIRTUAL_ENV")}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-               XDG_DATA_HOME=str(home / ".local" / "share"), DVC_NO_ANALYTICS="1",
-               GIT_CONFIG_NOSYSTEM="1", GIT_AUTHOR_NAME="Bench Mark",
-               GIT_AUTHOR_EMAIL="bench@example.com", GIT_COMMITTER_NAME="Bench Mark",
-               GIT_COMMITTER_EMAIL="bench@example.com", LC_ALL="C.UTF-8",
-               # byte code as an installed copy has it, kept outside the source tree
-               PYTHONPYCACHEPREFIX=str(pycache))
-    home.mkdir(parents=True, exist_ok=True)
-    (home / ".gitconfig").write_text("[user]\n\tname = Bench Mark\n\temail = bench@example.com\n"
-                                     "[gc]\n\tauto = 0\n")
-    return env
-
-
-def run(cmd: list[str], cwd: Path, env: dict[str, str], input: bytes | None = None,
-        ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[bytes]:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, input=input, capture_output=True, check=False)
-    if proc.returncode not in ok:
-        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n"
-                         f"{proc.stdout.decode()}{proc.stderr.decode()}")
-    return proc
-
-
-def build(repo: Path, env: dict[str, str]) -> None:
-    sys.path.insert(0, str(ROOT))
-    from mlopsctl import manifests as mf
-    from mlopsctl.store.remote import pointer_text
-
-    repo.mkdir(parents=True)
-    run([GIT, "init", "-q", "-b", "main"], repo, env)
-    (repo / "README.md").write_text("bench\n")
-    run([GIT, "add", "README.md"], repo, env)
-    run([GIT, "commit", "-q", "-m", "initial"], repo, env)
-    run([MLOPSCTL, "init"], repo, env)
-    config = mf.load(repo / ".mlops" / "config.yaml", mf.Config)
-    policy_hash, key_id = config.constitutional_hash, config.encryption.key_id
-    who, t = "Bench Mark <bench@example.com>", 1_800_000_000
-    out: list[bytes] = []
-
-    def data(payload: str) -> None:
-        raw = payload.encode()
-        out.append(b"data %d\n" % len(raw) + raw + b"\n")
-
-    mark, commit_of, sha_of = 0, {}, {}
-    for j in range(1, N_VERSIONS + 1):
-        for i in range(N_MODELS):
-            mark, t = mark + 1, t + 1
-            model, version = f"m{i}", f"0.{j}.0"
-            sha = hashlib.sha256(f"{model} {version}".encode()).hexdigest()
-            md5 = hashlib.md5(f"{model} {version} blob".encode()).hexdigest()
-            manifest = mf.VersionManifest(
-                model=model, version=version, parent_version=f"0.{j - 1}.0" if j > 1 else None,
-                created_at="2027-01-15T08:00:00Z", created_by=who, message="retrained",
-                artifact=mf.ArtifactInfo(path="model.pkl", format="sklearn-pickle", sha256=sha,
-                                         size=20_000 + i, stored=mf.Stored(
-                                             codec="zstd", level=3, cipher="aes-256-gcm",
-                                             key_id=key_id, size=9_000 + i, md5=md5)),
-                metrics={"accuracy": 0.9, "f1": 0.88}, policy_hash=policy_hash,
-                lineage=mf.Lineage(code_commit="0" * 40, params={"C": 1.0}))
-            base = f".mlops/models/{model}"
-            out.append(b"commit refs/heads/main\nmark :%d\n" % mark)
-            out.append(f"author {who} {t} +0000\ncommitter {who} {t} +0000\n".encode())
-            data(f"mlopsctl: register {model} {version}\n")
-            out.append(b"from refs/heads/main^0\n" if mark == 1 else b"from :%d\n" % (mark - 1))
-            for path, content in ((f"{base}/versions/{version}.yaml", mf.dump(manifest)),
-                                  (f"{base}/artifacts/{version}.zst.dvc",
-                                   pointer_text(f"{version}.zst", md5, 9_000 + i))):
-                out.append(f"M 644 inline {path}\n".encode())
-                out.append(b"data %d\n" % len(content) + content + b"\n")
-            if j == 1:
-                card = mf.dump(mf.ModelCard(name=model, owner="bench@example.com",
-                                            description="a benchmark model"))
-                out.append(f"M 644 inline {base}/model.yaml\n".encode())
-                out.append(b"data %d\n" % len(card) + card + b"\n")
-            commit_of[(i, j)], sha_of[(i, j)] = mark, sha
-            out.append(f"tag {model}@v{version}\nfrom :{mark}\ntagger {who} {t} +0000\n".encode())
-            data(f"Register {model} v{version}\n\nmlopsctl:\n  schema_version: 1\n"
-                 f"  event: register\n  actor: {who}\n  model: {model}\n  version: {version}\n"
-                 f"  artifact_sha256: {sha}\n  policy_hash: {policy_hash}\n")
-    for i in range(N_MODELS):
-        t += 1
-        j = 1 + i % N_VERSIONS
-        out.append(f"tag m{i}#staging#{N_VERSIONS + 1}\nfrom :{commit_of[(i, j)]}\n"
-                   f"tagger {who} {t} +0000\n".encode())
-        data(f"Promote m{i} v0.{j}.0 to staging\n\nmlopsctl:\n  schema_version: 1\n"
-             f"  event: promote\n  actor: {who}\n  environment: staging\n  version: 0.{j}.0\n"
-             f"  validation:\n    passed: true\n    compliance: 1.0\n"
-             f"  policy_hash: {policy_hash}\n")
-    stream = b"".join(out) + b"done\n"
-    run([GIT, "fast-import", "--quiet", "--done"], repo, env, input=stream)
-    run([GIT, "reset", "-q", "--hard", "main"], repo, env)
 
 
 def measure(specs: list[tuple[str, list[str], int | None]], repo: Path, env: dict[str, str],
@@ -184,12 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tempfile.mkdtemp(prefix="mlopsctl-check-bench-"))
     try:
         env = make_env(work / "home", HERE / ".work" / "pycache")
-        subprocess.run([str(VENV_BIN / "python"), "-m", "compileall", "-q", str(ROOT / "mlopsctl")],
-                       env=env, capture_output=True, check=False)
         t0 = time.perf_counter()
         repo = work / "registry"
         if not args.reuse:
-            build(repo, env)
+            build(repo, env, N_MODELS, N_VERSIONS, stage="staging", pack=False)
         ntags = len(run([GIT, "tag", "-l"], repo, env).stdout.split())
         print(f"registry: {N_MODELS} models, {ntags} tags, built in "
               f"{time.perf_counter() - t0:.1f} s", flush=True)
@@ -200,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             ("mlopsctl check (cold: no cache)", [MLOPSCTL, "check"], 0),
             ("mlopsctl check (warm)", [MLOPSCTL, "check"], 0),
             ("mlopsctl check .mlops/config.yaml", [MLOPSCTL, "check", ".mlops/config.yaml"], 0),
-            ("mlopsctl check-ref m7#staging#11 --json",
-             [MLOPSCTL, "check-ref", "m7#staging#11", "--json"], 0),
+            ("mlopsctl check-ref m007#staging#11 --json",
+             [MLOPSCTL, "check-ref", "m007#staging#11", "--json"], 0),
         ]
         times, cpu = measure(specs, repo, env, args.runs)
         print("\n| command | wall median | min | max | CPU median |\n|---|---|---|---|---|")

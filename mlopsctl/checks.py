@@ -40,7 +40,8 @@ from mlopsctl.errors import MlopsError, UsageError
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.git import GitFailed, git
 from mlopsctl.gitops.objects import blob_id, notes_map, read_ids, read_objects, unchanged_ids
-from mlopsctl.gitops.refs import read_tags
+from mlopsctl.gitops.refs import TagRecord, read_tags
+from mlopsctl.gitops.tagindex import TagIndex
 from mlopsctl.workspace import MLOPS_DIR, NOTES_REF, Workspace
 
 CACHE_FORMAT = 1
@@ -454,9 +455,9 @@ def _first_difference(ours: bytes, theirs: bytes) -> tuple[int, str | None]:
     return min(len(a), len(b)) + 1, None
 
 
-def _check_tags(scan: _Scan, registry: reg.Registry, records: list[Any]) -> None:
-    odd = [r.name for r in records if T.parse_tag(r.name) is None
-           and re.search(r"[@#]", r.name) and re.match(r"[A-Za-z0-9]", r.name)]
+def _check_tags(scan: _Scan, names: list[str], records: list[TagRecord]) -> None:
+    odd = [n for n in sorted(names) if T.parse_tag(n) is None
+           and re.search(r"[@#]", n) and re.match(r"[A-Za-z0-9]", n)]
     for name in odd:
         scan.add(Finding("tags", f"tag '{name}' looks like a registry event but does not parse "
                          "(GTO ignores it)", hint=f"git tag -d {name}  (if it is a mistake)"))
@@ -818,15 +819,22 @@ def run_checks(start: Path | None = None, paths: Sequence[str] = (), remote: boo
     # The tags matter to the whole registry, to manifests, and before a push; a commit that
     # touches only config, policy or cards (the common pre-commit case) needs none of them.
     needs_tags = full or bool(scan.manifests) or bool(push_remote)
-    records = read_tags(ws.root) if needs_tags else []
-    registry = reg.build(records)
-    report.tags = len(records)
+    names: list[str] = []
+    records: list[TagRecord] = []
+    registry = reg.build([])
+    if needs_tags:  # through the tag index: warm, nothing but its header is read
+        index = TagIndex.open(ws.root, ws.git_dir, reg.SECTIONS)
+        names = index.tag_names()
+        records = sorted((r for m in index.summaries() for r in index.records(m)),
+                         key=lambda r: r.name)
+        registry = reg.load(ws.root)
+    report.tags = len(names)
     scan.tag_objects = {r.name: r.tag_sha for r in records if r.annotated}
     specs, ids = _tagged_ids(scan, registry, full)
     _check_immutable(scan, specs, ids)
     _check_artifacts(scan)
     if full:
-        _check_tags(scan, registry, records)
+        _check_tags(scan, names, records)
         _check_gates(scan, registry)
     if remote:
         _check_remote(scan)

@@ -3,10 +3,12 @@
 The registry is git refs: event tags (``churn@v1.2.0``, ``churn#production#3``), validation and
 failure reports as JSON notes under ``refs/notes/mlops``, and the branch holding the manifests.
 
-- ``push`` checks that every registered version's blob is in the artifact remote (so teammates
-  never receive a version they cannot fetch), then sends the branch, every registry tag and the
-  notes in ONE ``git push --atomic``: all of it lands, or none of it. A rejection (the branch or
-  the notes moved on, or a tag name is taken by someone else's event) means the remote has
+- ``push`` asks the remote what it has (one ``git ls-remote``), checks that the blob of every
+  version it is about to send is in the artifact remote (so teammates never receive a version
+  they cannot fetch), then sends the branch, the registry tags the remote lacks and the notes
+  in ONE ``git push --atomic``: all of it lands, or none of it (a first push of more tags than
+  a command line holds sends them ahead in atomic batches). A rejection (the branch or the
+  notes moved on, or a tag name is taken by someone else's event) means the remote has
   registry events this clone does not have.
 - Both add the notes to what ``git fetch REMOTE`` fetches (``gitops.notes.configure_fetch``),
   so that from then on teammates' reports arrive with a plain ``git fetch``/``git pull`` too.
@@ -174,16 +176,22 @@ class PushRejected(CheckFailed):
                              if not r.collateral]}
 
 
-def missing_blobs(project: Any) -> tuple[list[str], int]:
+def missing_blobs(project: Any, only: set[tuple[str, str]] | None = None
+                  ) -> tuple[list[str], int]:
     """Registered versions ('model@1.2.0') whose blob is not in the artifact remote, leaving out
-    those gc collected on purpose, and how many versions were checked. Only a directly-read
-    local remote can be checked (for any other, ``Remote.exists`` answers True: the blob is
-    checked when fetched)."""
+    those gc collected on purpose, and how many versions were checked: all of them, or those
+    in ``only`` ((model, 'v1.2.0') pairs). Only a directly-read local remote can be checked
+    (for any other, ``Remote.exists`` answers True: the blob is checked when fetched)."""
     remote = project.remote
-    if not remote.direct:
+    if not remote.direct or (only is not None and not only):
         return [], 0
     registry = reg.load(project.root)
-    entries = [e for m in registry.models.values() for e in m.active_versions]
+    if only is None:
+        entries = [e for m in registry.models.values() for e in m.active_versions]
+    else:
+        entries = [e for model in sorted({m for m, _ in only})
+                   if (state := registry.model(model)) is not None
+                   for e in state.active_versions if (model, e.version) in only]
     manifests = tagged_manifests(project, entries)
     missing = []
     checked = 0
@@ -198,15 +206,27 @@ def missing_blobs(project: Any) -> tuple[list[str], int]:
     return missing, checked
 
 
+ARGS_BUDGET = 256 << 10  # refspec bytes per `git push` (the system's limit is ~2 MB in all)
+
+
 def push(project: Any, remote: str = "origin") -> PushResult:
-    """Send the branch, every registry tag and the notes to ``remote`` in one atomic push."""
+    """Send the branch, the registry tags the remote lacks and the notes to ``remote`` in one
+    atomic push. What the remote has is asked first (one ``git ls-remote``): at 100,000 tags,
+    naming every tag would not even fit on a command line, and the blob check covers just the
+    versions being sent (teammates already have the others)."""
+    from mlopsctl.gitops import tags as T
     from mlopsctl.gitops.refs import current_branch
 
     root = project.root
     check_remote(root, remote)
     configure_fetch(root, remote)
     branch = current_branch(root)
-    missing, checked = missing_blobs(project)
+    theirs = remote_refs(root, remote).tags()
+    ours = local_tags(root)
+    outgoing = sorted(n for n, sha in ours.items() if theirs.get(n) != sha)
+    versions = {(e.model, e.version or "") for n in outgoing
+                if (e := T.parse_tag(n)) is not None and e.kind == T.REGISTER}
+    missing, checked = missing_blobs(project, versions)
     if missing:
         raise CheckFailed(
             f"refusing to push: the stored blob of {len(missing)} version(s) is missing from "
@@ -214,21 +234,36 @@ def push(project: Any, remote: str = "origin") -> PushResult:
             hint="teammates could not fetch them; `mlopsctl verify` shows what is wrong "
             "(push from the clone that registered them, or register the artifact again)",
         )
-    refspecs = [f"HEAD:{branch}"]
-    refspecs += [f"refs/tags/{name}:refs/tags/{name}" for name in sorted(local_tags(root))]
+    tags = [f"refs/tags/{name}:refs/tags/{name}" for name in outgoing]
+    final = [f"HEAD:{branch}"]
     if git_ok(root, "rev-parse", "-q", "--verify", NOTES_REF) and not _notes_behind(root, remote):
-        refspecs.append(f"{NOTES_REF}:{NOTES_REF}")
-    proc = _run(root, "push", "--atomic", "--porcelain", remote, *refspecs)
-    statuses = _porcelain(proc.stdout.decode(errors="replace"))
+        final.append(f"{NOTES_REF}:{NOTES_REF}")
+    # More tags than one command line holds (a first push of a big registry) go ahead in
+    # batches, each atomic; the last batch carries the branch and the notes.
+    batches: list[list[str]] = [[]]
+    size = 0
+    for spec in tags:
+        if size + len(spec) > ARGS_BUDGET and batches[-1]:
+            batches.append([])
+            size = 0
+        batches[-1].append(spec)
+        size += len(spec) + 1
+    batches[-1] += final
     short = branch.removeprefix("refs/heads/")
-    if proc.returncode != 0:
-        rejected = [Rejection(ref, reason) for flag, ref, reason in statuses if flag == "!"]
-        if not rejected:
-            raise _unreachable(remote, proc.stderr.decode(errors="replace"))
-        raise _rejection(remote, short, rejected)
     result = PushResult(remote, short, checked)
-    for flag, ref, _ in statuses:
-        (result.up_to_date if flag == "=" else result.updated).append(ref)
+    result.up_to_date = [f"refs/tags/{n}" for n, sha in sorted(ours.items())
+                         if theirs.get(n) == sha]
+    for number, refspecs in enumerate(batches):
+        proc = _run(root, "push", "--atomic", "--porcelain", remote, *refspecs)
+        statuses = _porcelain(proc.stdout.decode(errors="replace"))
+        if proc.returncode != 0:
+            rejected = [Rejection(ref, reason) for flag, ref, reason in statuses if flag == "!"]
+            if not rejected:
+                raise _unreachable(remote, proc.stderr.decode(errors="replace"))
+            raise _rejection(remote, short, rejected,
+                             sent=sum(len(b) for b in batches[:number]))
+        for flag, ref, _ in statuses:
+            (result.up_to_date if flag == "=" else result.updated).append(ref)
     return result
 
 
@@ -252,18 +287,21 @@ def _porcelain(text: str) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _rejection(remote: str, branch: str, rejected: list[Rejection]) -> PushRejected:
+def _rejection(remote: str, branch: str, rejected: list[Rejection],
+               sent: int = 0) -> PushRejected:
     causes = [r for r in rejected if not r.collateral] or rejected
     listed = "; ".join(f"{r.ref.removeprefix('refs/tags/')}: {_reason(r.reason)}"
                        for r in causes)
+    nothing = "nothing was pushed" if not sent else \
+        f"{sent} tags sent in earlier batches arrived, nothing else"
     if all(any(word in r.reason for word in _BEHIND_REASONS) for r in causes):
         hint = BEHIND_HINT
         if any(r.ref.startswith("refs/heads/") for r in causes):
             hint += (f"; your branch {branch} is behind {remote}: `git pull --no-rebase` first "
                      "(rebasing would move the commits your version tags point at)")
-        return PushRejected(f"{BEHIND_MESSAGE} ({remote} refused {listed}); nothing was pushed",
+        return PushRejected(f"{BEHIND_MESSAGE} ({remote} refused {listed}); {nothing}",
                             hint, remote, rejected)
-    return PushRejected(f"{remote} refused the push ({listed}); nothing was pushed",
+    return PushRejected(f"{remote} refused the push ({listed}); {nothing}",
                         "check the remote's permissions and hooks", remote, rejected)
 
 
@@ -310,10 +348,10 @@ def fetch_tags(root: Path, remote: str, notes: bool = False) -> TagFetch:
     if notes and NOTES_REF in seen.refs:
         refspecs.append(f"+{NOTES_REF}:{INCOMING_REF}")
         result.notes_fetched = True
-    if refspecs:
+    if refspecs:  # on stdin: a first pull of 100,000 tags would not fit on a command line
         try:
-            git(root, "fetch", "--no-tags", "--no-write-fetch-head", "--quiet", remote,
-                *refspecs, env=NO_PROMPT)
+            git(root, "fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--stdin",
+                remote, input=("\n".join(refspecs) + "\n").encode(), env=NO_PROMPT)
         except GitFailed as exc:
             raise _unreachable(remote, exc.stderr) from None
     return result

@@ -225,3 +225,36 @@ def test_merge_docs_combines_sections_and_keeps_the_later_report() -> None:
     tie_b = {"validations": {"staging": new}}
     assert merge_docs(tie_a, tie_b) == merge_docs(tie_b, tie_a)
     assert merge_docs(ours, {}) == ours
+
+
+def test_push_sends_only_what_the_remote_lacks(team: Team) -> None:
+    """The remote's refs are asked first: tags it has are not named again, and the blob check
+    covers the versions being sent (at 100,000 tags neither would fit in a command)."""
+    bump(team.a, "0.1.0", b"first model")
+    first = json.loads(ok(team.a, "push", "--json").out)
+    assert first["versions_checked"] == 1
+    bump(team.a, "0.2.0", b"second model")
+    second = json.loads(ok(team.a, "push", "--json").out)
+    assert second["versions_checked"] == 1  # 0.2.0 only: 0.1.0 is on the remote already
+    assert "refs/tags/m@v0.2.0" in second["updated"]
+    assert "refs/tags/m@v0.1.0" not in second["updated"]
+    assert second["up_to_date"] >= 1
+    again = json.loads(ok(team.a, "push", "--json").out)
+    assert again["versions_checked"] == 0 and not [
+        r for r in again["updated"] if r.startswith("refs/tags/")]
+
+
+def test_a_push_too_long_for_one_command_goes_in_batches(
+        team: Team, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlopsctl import teamsync
+
+    monkeypatch.setattr(teamsync, "ARGS_BUDGET", 60)  # about one tag per batch
+    for n in range(1, 4):
+        bump(team.a, f"0.{n}.0", f"model {n}".encode())
+    pushed = json.loads(ok(team.a, "push", "--json").out)
+    assert {f"refs/tags/m@v0.{n}.0" for n in range(1, 4)} <= set(pushed["updated"])
+    refs = remote_refs(team)
+    assert refs["refs/heads/main"] == git(team.a, "rev-parse", "HEAD")
+    assert all(f"refs/tags/m@v0.{n}.0" in refs for n in range(1, 4))
+    ok(team.b, "pull")
+    assert commit_of(team.b, "m@v0.3.0") == commit_of(team.a, "m@v0.3.0")

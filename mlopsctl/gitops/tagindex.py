@@ -391,6 +391,9 @@ class TagIndex:
         self._fd: int | None = None
         self._models: dict[str, tuple[int, int, bytes, Any]] = {}  # offset, length, digest, data
         self._memory: dict[str, bytes] = {}  # sections held in memory (an unwritable git dir)
+        # every tag name listed, registry event or not: the listing, made into names on demand
+        self._listed: tuple[dict[str, str], dict[str, str]] | None = None
+        self._hit_header: dict[str, Any] | None = None
         self.status = "hit"  # hit | refresh | rebuild: what opening it took
 
     def __del__(self) -> None:
@@ -413,6 +416,15 @@ class TagIndex:
     def summaries(self) -> dict[str, Any]:
         """model -> the summary the codec packed beside its section."""
         return {name: entry[3] for name, entry in self._models.items()}
+
+    def tag_names(self) -> list[str]:
+        """Every tag's name, a registry event or not (the listing the index was checked
+        against)."""
+        if self._listed is None and self._hit_header is not None:
+            header = self._hit_header
+            self._listed = (self._packed_section(header),
+                            {n: v[1] for n, v in header["loose"].items()})
+        return list(_effective(*self._listed)) if self._listed else []
 
     def records(self, model: str) -> list[TagRecord]:
         raw = self.section(model)
@@ -457,6 +469,7 @@ class TagIndex:
         try:
             header = self._read_header()
             if not self._refresh(header, state):
+                self._hit_header = header  # its listing is read only if asked for
                 return  # a hit
         except (OSError, _Corrupt, ValueError, EOFError, TypeError, KeyError, IndexError):
             self._close()
@@ -631,6 +644,7 @@ class TagIndex:
         }
         self._close()
         self._fd, self._models, self._memory = writer.finish(header, marshal.dumps(packed))
+        self._listed = (packed, loose)
 
 
 class _Writer:
