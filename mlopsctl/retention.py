@@ -31,12 +31,8 @@ from typing import Any
 
 from mlopsctl import registry as reg
 from mlopsctl.blobstate import (
-    COLLECTED,
-    MISSING,
-    STORED,
     tagged_manifests,
     tombstone_path,
-    was_collected,
 )
 from mlopsctl.deploy import derive_slots
 from mlopsctl.errors import CheckFailed, EnvironmentProblem, MlopsError, UsageError
@@ -276,50 +272,3 @@ def _actor(root: Path) -> str:
 
     identity = find_identity(root)
     return str(identity) if identity else "unknown"
-
-
-# --- what show needs ----------------------------------------------------------------------------
-
-
-def blob_states(project: Project, model: str) -> dict[str, str | None]:
-    """'v1.2.0' -> STORED / COLLECTED / MISSING for every registered version of ``model`` whose
-    blob lives in a directly-read local remote; None where it cannot be told cheaply (no
-    manifest, or a cloud remote)."""
-    state = reg.load(project.root).model(model)
-    if state is None:
-        return {}
-    remote = project.remote
-    entries = list(state.versions.values())
-    if not remote.direct:
-        return {e.version: None for e in entries}
-    manifests = tagged_manifests(project, entries)
-    out: dict[str, str | None] = {}
-    for entry in entries:
-        manifest = manifests.get((entry.model, entry.version))
-        if manifest is None:
-            out[entry.version] = None
-            continue
-        md5 = manifest.artifact.stored.md5
-        if remote.exists(md5):
-            out[entry.version] = STORED
-        else:
-            out[entry.version] = COLLECTED if was_collected(remote, md5) else MISSING
-    return out
-
-
-def collected(project: Project, model: str) -> set[str]:
-    """Versions of ``model`` ('v1.2.0', as `show` names them) whose blob is gone from a direct
-    local remote: collected by gc, or otherwise missing."""
-    return {v for v, s in blob_states(project, model).items() if s in (COLLECTED, MISSING)}
-
-
-def mark_collected(ws: Any, detail: dict[str, Any]) -> None:
-    """For ``show MODEL``: set ``"blob"`` on every version of a ``views.model_detail`` document to
-    "stored", "collected", "missing" or None (unknown). Never fails: a repository without an
-    mlopsctl config or remote just gets None everywhere."""
-    try:
-        states = blob_states(Project.open(ws.root), str(detail["model"]))
-    except (MlopsError, GitFailed, OSError):
-        states = {}
-    for version in detail.get("versions", []):
-        version["blob"] = states.get(version["version"])

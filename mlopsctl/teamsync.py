@@ -230,7 +230,7 @@ def push(project: Any, remote: str = "origin") -> PushResult:
     if missing:
         raise CheckFailed(
             f"refusing to push: the stored blob of {len(missing)} version(s) is missing from "
-            f"artifact remote {project.remote.describe()}: {', '.join(missing)}",
+            f"artifact remote {project.remote.describe()}: {_first(missing)}",
             hint="teammates could not fetch them; `mlopsctl verify` shows what is wrong "
             "(push from the clone that registered them, or register the artifact again)",
         )
@@ -265,6 +265,12 @@ def push(project: Any, remote: str = "origin") -> PushResult:
         for flag, ref, _ in statuses:
             (result.up_to_date if flag == "=" else result.updated).append(ref)
     return result
+
+
+def _first(names: list[str], shown: int = 10) -> str:
+    """A few names and how many more: an error is one readable line, not a list of thousands."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _notes_behind(root: Path, remote: str) -> bool:

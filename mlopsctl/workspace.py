@@ -120,6 +120,18 @@ class Workspace:
         except Exception:  # a malformed file: the command itself will say so
             return None
 
+    def quick_remote_name(self) -> str:
+        """The artifact remote's name in config.yaml, read without validating the config (for
+        read-only displays; commands that write validate it whole)."""
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(self.config_path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise EnvironmentProblem(f"cannot read {self.config_path}: {exc}") from None
+        name = loaded.get("remote") if isinstance(loaded, dict) else None
+        return name if isinstance(name, str) and name else "mlops"
+
     def require_initialized(self) -> None:
         if not self.initialized:
             raise EnvironmentProblem(

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import git, run
 
+from mlopsctl.blobstate import blob_states, mark_collected
 from mlopsctl.project import Project
-from mlopsctl.retention import collected, mark_collected
 
 VERSIONS = [f"0.{i}.0" for i in range(1, 9)]
 EXPECTED_GONE = ["0.6.0", "0.5.0", "0.1.0"]  # newest first, as gc lists them
@@ -108,7 +108,8 @@ def test_gc_removes_exactly_those_blobs_and_nothing_else(eight: Path, tmp_path: 
     assert not (tmp_path / "old.bin").exists()
 
     project = Project.open(eight)
-    assert collected(project, "m") == {f"v{v}" for v in EXPECTED_GONE}
+    states = blob_states(project.ws, project.remote, "m")
+    assert {v for v, s in states.items() if s == "collected"} == {f"v{v}" for v in EXPECTED_GONE}
     detail = json.loads(ok("show", "m", "--json").out)
     mark_collected(project.ws, detail)
     assert {v["version"]: v["blob"] for v in detail["versions"]} == {

@@ -42,7 +42,7 @@ def command(model: str | None, show_all: bool, as_json: bool) -> None:
     state = console.require_model(registry, model)
     manifests = _manifests(ws, state)
     detail = views.model_detail(state, manifests)
-    from mlopsctl.retention import mark_collected
+    from mlopsctl.blobstate import mark_collected
 
     mark_collected(ws, detail)  # versions[i]["blob"]: stored | collected | missing | None
     if as_json:
@@ -52,14 +52,20 @@ def command(model: str | None, show_all: bool, as_json: bool) -> None:
 
 
 def _manifests(ws, state) -> dict[str, object]:
-    from mlopsctl import manifests as mf
+    """The work-tree manifests as their schema validates them (``parsecache``: each content
+    once)."""
+    from mlopsctl.parsecache import ModelCaches, manifest_doc
 
+    caches = ModelCaches(ws.git_dir)
     out: dict[str, object] = {}
     for entry in state.versions.values():
         path = ws.manifest_path(state.name, entry.number)
-        if path.is_file():
-            out[entry.version] = mf.load(path, mf.VersionManifest, ws.rel(path)).model_dump(
-                mode="json", exclude_none=True)
+        try:
+            text = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            continue
+        out[entry.version] = manifest_doc(caches.of(state.name), text, ws.rel(path))
+    caches.save()
     return out
 
 
