@@ -17,8 +17,8 @@ from mlopsctl.cli import complete, console
 def command(model: str | None, show_all: bool, as_json: bool) -> None:
     """List models, or the versions of one model.
 
-    Built from one `git for-each-ref` over the tags, so a registry written by GTO or by hand is
-    listed too; version manifests add sizes, hashes and metrics.
+    Built from the tags (through the tag index under the git dir), so a registry written by GTO
+    or by hand is listed too; version manifests add sizes, hashes and metrics.
 
     \b
     Example:

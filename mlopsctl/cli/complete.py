@@ -1,5 +1,5 @@
-"""Shell completion of model names, versions and environments, read from the registry (one
-`git for-each-ref`, as `show` reads it). Used as ``shell_complete=`` on command arguments; any
+"""Shell completion of model names, versions and environments, read from the registry (through
+the tag index, as `show` reads it). Used as ``shell_complete=`` on command arguments; any
 failure completes nothing rather than printing into the user's shell."""
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ races a read leaves stamps that no longer match; a stamp within ``RACY_NS`` of w
 is marked racy and its ref read again next time (two writes in one file-system tick leave one
 mtime: git's own "racy" case); the file is replaced atomically, so concurrent writers leave one
 complete index or the other. It lives in the git dir, which no clone or fetch transfers: whoever
-can write there can already rewrite the refs themselves (and git's hooks). Checks that enforce
-(``verify``) read the refs through git, not through the index.
+can write there can already rewrite the refs themselves (and git's hooks). The paths that enforce
+under ``signing: required`` (``trust.trusted_registry``, ``verify --signatures``, ``check-ref``)
+read the tags through git, not through the index.
 
 A repository in the reftable format has no loose files to stat: its listing comes from one
 ``git for-each-ref`` of names and ids, which still spares reading every tag object.
