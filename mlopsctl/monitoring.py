@@ -43,6 +43,7 @@ from mlopsctl import registry as reg
 from mlopsctl.errors import MlopsError
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.refstate import RefsDigest, RefsReader, cat_file, read_objects
+from mlopsctl.gitops.tagindex import needs_commit_times
 from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
 from mlopsctl.views import EVENT_NAMES
@@ -298,8 +299,10 @@ class Monitor:
         self.clock = clock
         self.scrape_timeout = scrape_timeout
         ws = project.ws
+        # The first read starts from the tag index's records (not every tag object again).
         self.reader = RefsReader(project.root, ws.git_dir,
-                                 watched=(ws.config_path, ws.policy_path, ws.access_path))
+                                 watched=(ws.config_path, ws.policy_path, ws.access_path),
+                                 seed=lambda: reg.indexed_records(project.root))
         self.notes = NotesIndex(project.root)
         self.states: dict[str, reg.ModelState] = {}
         self.rows: dict[str, dict[str, Any]] = {}
@@ -414,7 +417,13 @@ class Monitor:
 
     def _refold(self, model: str) -> None:
         records = [r for n in self._names.get(model, ()) if (r := self.reader.get(n))]
-        state = reg.build(records).models.get(model) if records else None
+        if needs_commit_times(records) and any(r.annotated and not r.commit_time
+                                               for r in records):
+            # records from the tag index lack the commit dates this model's fold now needs
+            # (a deprecation arrived): the index reads them
+            state = reg.load(self.project.root).model(model)
+        else:
+            state = reg.build(records).models.get(model) if records else None
         old = self.states.pop(model, None)
         if old is not None:
             for entry in old.versions.values():

@@ -575,6 +575,13 @@ def load(root: Path, gto_files: bool = False) -> Registry:
     return Registry(summaries, state_of, gto)
 
 
+def indexed_records(root: Path) -> list[TagRecord]:
+    """Every registry tag's record, through the tag index (what a long-running reader such as
+    the monitor starts from)."""
+    index = TagIndex.open(root, Workspace(root).git_dir, SECTIONS)
+    return [rec for model in index.summaries() for rec in index.records(model)]
+
+
 def load_uncached(root: Path, gto_files: bool = False) -> Registry:
     """The registry from one ``git for-each-ref``, bypassing the tag index: for the checks
     that must not depend on anything but the refs themselves."""

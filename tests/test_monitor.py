@@ -8,6 +8,7 @@ into each test."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -224,6 +225,26 @@ def test_refs_reader_matches_for_each_ref(staged: Any) -> None:
     git(root, "tag", "-d", "light")
     assert reader.update() == {"x@v0.0.1", "light"}
     assert sorted(reader.all()) == sorted(read_tags(root))
+
+
+def test_a_monitor_started_from_the_tag_index_folds_a_deprecation_as_gto(staged: Any) -> None:
+    """The monitor's first read takes the tag index's records, which carry commit dates only
+    where a fold needs them; when a deprecation arrives, the model needs them all (GTO compares
+    the deprecation with every version's commit date) and the monitor reads it so."""
+    from mlopsctl import registry as reg
+
+    root = staged.repo
+    monitor = monitoring.Monitor(Project.open())
+    monitor.poll()
+    first = git(root, "rev-list", "--max-parents=0", "HEAD")
+    env = {"GIT_COMMITTER_DATE": "1500000000 +0000"}  # older than every version's commit
+    subprocess.run(["git", "tag", "-a", "-m", "old news", f"{MODEL}@deprecated", first],
+                   cwd=root, check=True, env={**os.environ, **env})
+    assert MODEL in monitor.poll().models
+    truth = reg.load_uncached(root).model(MODEL)
+    assert truth is not None and not truth.deprecated  # newer commits outrank the deprecation
+    assert monitor.states[MODEL].deprecated == truth.deprecated
+    assert [e.tag for e in monitor.states[MODEL].events] == [e.tag for e in truth.events]
 
 
 def test_watch_writes_a_line_per_change(staged: Any) -> None:

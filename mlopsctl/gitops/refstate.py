@@ -18,7 +18,7 @@ import os
 import subprocess
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import NamedTuple
@@ -74,8 +74,10 @@ class RefsReader:
     """Reads the tags of one repository incrementally. Not thread-safe: one owner at a time."""
 
     def __init__(self, root: Path, git_dir: Path, watched: Iterable[Path] = (),
-                 notes_ref: str = "refs/notes/mlops") -> None:
+                 notes_ref: str = "refs/notes/mlops",
+                 seed: Callable[[], list[TagRecord]] | None = None) -> None:
         self.root = root
+        self.seed = seed  # the first read's records (the tag index's), else every tag read
         self.git_dir = git_dir
         self.watched = tuple(watched)
         self.notes_ref = notes_ref
@@ -255,10 +257,11 @@ class RefsReader:
         return found[0] if found else None
 
     def _seed(self, listing: RefListing) -> None:
-        """The first read: one ``for-each-ref`` with every message, like ``read_tags``."""
+        """The first read: the registry's records from ``seed``, else one ``for-each-ref``
+        with every message (``read_tags``). Any other name is remembered with its object."""
         from mlopsctl.gitops.refs import read_tags
 
-        for rec in read_tags(self.root):
+        for rec in self.seed() if self.seed is not None else read_tags(self.root):
             self._records[rec.name] = (rec.tag_sha or rec.commit, rec)
         for name in listing.names() - set(self._records):  # tags of trees, blobs, tags
             oid = listing.oid(name)

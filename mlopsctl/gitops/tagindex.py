@@ -358,6 +358,11 @@ def _finish(root: Path, git_dir: Path, pairs: list[Pair], inner: dict[str, str])
     return out
 
 
+def needs_commit_times(records: list[TagRecord]) -> bool:
+    """Whether one model's fold needs its commits' dates (see ``_needs_commit_times``)."""
+    return _needs_commit_times(_parsed(records))
+
+
 def _needs_commit_times(pairs: list[Pair]) -> bool:
     """Commit dates matter to GTO's fold only for a model with a deprecation (the newest event,
     commits included, decides) or with a version that has no registration (dated by its
