@@ -230,19 +230,25 @@ def test_refs_reader_matches_for_each_ref(staged: Any) -> None:
 def test_a_monitor_started_from_the_tag_index_folds_a_deprecation_as_gto(staged: Any) -> None:
     """The monitor's first read takes the tag index's records, which carry commit dates only
     where a fold needs them; when a deprecation arrives, the model needs them all (GTO compares
-    the deprecation with every version's commit date) and the monitor reads it so."""
+    the deprecation with every version's commit date) and the monitor reads them."""
     from mlopsctl import registry as reg
 
     root = staged.repo
+
+    def dated(when: int, *args: str) -> None:
+        stamp = f"{when} +0000"
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                       env={**os.environ, "GIT_COMMITTER_DATE": stamp, "GIT_AUTHOR_DATE": stamp})
+
+    # a version whose commit is newer than its (backdated) registration tag
+    dated(4_000_000_000, "commit", "-q", "--allow-empty", "-m", "from the future")
+    dated(1_500_000_000, "tag", "-a", "-m", "registered long ago", f"{MODEL}@v9.0.0", "HEAD")
     monitor = monitoring.Monitor(Project.open())
-    monitor.poll()
-    first = git(root, "rev-list", "--max-parents=0", "HEAD")
-    env = {"GIT_COMMITTER_DATE": "1500000000 +0000"}  # older than every version's commit
-    subprocess.run(["git", "tag", "-a", "-m", "old news", f"{MODEL}@deprecated", first],
-                   cwd=root, check=True, env={**os.environ, **env})
+    monitor.poll()  # seeded from the tag index: no commit dates needed yet
+    dated(3_000_000_000, "tag", "-a", "-m", "deprecated", f"{MODEL}@deprecated", "HEAD")
     assert MODEL in monitor.poll().models
     truth = reg.load_uncached(root).model(MODEL)
-    assert truth is not None and not truth.deprecated  # newer commits outrank the deprecation
+    assert truth is not None and not truth.deprecated  # the newer commit outranks it
     assert monitor.states[MODEL].deprecated == truth.deprecated
     assert [e.tag for e in monitor.states[MODEL].events] == [e.tag for e in truth.events]
 

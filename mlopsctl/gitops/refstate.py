@@ -226,8 +226,13 @@ class RefsReader:
         last = self._last
         if last is None and not self._records:
             self._seed(listing)
-            changed = set(self._records)
-        elif last is not None and last.packed is listing.packed:
+            everything = set(self._records)
+            # read only what the seed does not hold as listed (a tag moved meanwhile)
+            names = listing.names() | everything
+            self._last = listing
+            self._read({n: listing.oid(n) for n in names if self._oid(n) != listing.oid(n)})
+            return everything | listing.names()
+        if last is not None and last.packed is listing.packed:
             names = set(listing.loose) | set(last.loose)
             changed = {n for n in names if self._oid(n) != listing.oid(n)}
         else:
