@@ -166,7 +166,7 @@ def test_a_remembered_good_pin_does_not_hide_a_later_hand_edit(registry: Path) -
     assert problem is not None and "not by `mlopsctl policy accept`" in problem
 
     git(registry, "reset", "-q", "--hard", "HEAD~2")  # history rewritten under the verdict
-    remembered.write_text('{"pin": "%s", "head": "%s"}' % (pinned(registry), "0" * 40))
+    remembered.write_text(json.dumps({"pin": pinned(registry), "head": "0" * 40}))
     assert Project.open(registry).pin_provenance() is None
 
 

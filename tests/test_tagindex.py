@@ -358,3 +358,19 @@ def test_sections_are_copied_without_copy_file_range(tags_repo: Path,
     assert agree(tags_repo) == "refresh"
     tag(tags_repo, "churn@v3.0.0", git(tags_repo, "rev-parse", "HEAD"), 1_700_000_801)
     assert agree(tags_repo) == "refresh"
+
+
+def test_a_ref_to_a_missing_object_is_never_cached(tags_repo: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tag whose object is not in the repository (a damaged clone) is no event; an index
+    built around it is used but not kept, or the tag would never be read again once the
+    object arrives."""
+    no_racy_window(monkeypatch)
+    agree(tags_repo)
+    dangling = tags_repo / ".git" / "refs" / "tags" / "churn@v7.0.0"
+    dangling.write_text("1" * 40 + "\n")
+    r, status = indexed(tags_repo)
+    assert status == "refresh" and "churn@v7.0.0" not in {e.tag for e in r.history}
+    assert indexed(tags_repo)[1] == "refresh"  # not kept: looked at again
+    dangling.unlink()  # back to the refs the kept index describes
+    assert agree(tags_repo) == "hit"

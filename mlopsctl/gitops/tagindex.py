@@ -46,6 +46,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from mlopsctl.errors import EnvironmentProblem
 from mlopsctl.gcpause import paused_gc
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.git import git
@@ -272,8 +273,11 @@ def stream_objects(root: Path, oids: Iterable[str]) -> Iterator[tuple[str, str, 
                 pos = stop + 1
     finally:
         proc.stdout.close()
-        proc.wait()
+        code = proc.wait()
         writer.join()
+    if code != 0:  # never a partial listing taken for the whole: the caller gives up
+        raise EnvironmentProblem(f"git cat-file --batch failed (exit {code}) in {root}",
+                                 hint="git fsck, then run the command again")
 
 
 def _loose_object(git_dir: Path, oid: str) -> tuple[str, bytes] | None:
@@ -535,9 +539,10 @@ class TagIndex:
             parsed = T.parse_tag(name)
             if parsed is not None:
                 touched.setdefault(parsed.model, []).append(name)
-        fresh, inner = self._read_records({n: now[n] for names in touched.values()
-                                           for n in names if n in now})
+        wanted = {n: now[n] for names in touched.values() for n in names if n in now}
+        fresh, inner, missing = self._read_records(wanted)
         writer = _Writer(self.path)
+        writer.keep = not missing
         if self._fd is not None:  # the other models' sections, copied as they are
             writer.copy(self._fd, {m: e for m, e in self._models.items() if m not in touched})
         for model, names in touched.items():
@@ -580,8 +585,9 @@ class TagIndex:
         return packed, loose
 
     def _read_records(self, wanted: dict[str, str]
-                      ) -> tuple[dict[str, TagRecord], dict[str, str]]:
-        """(name -> record, name -> inner tag id) for a few changed tags."""
+                      ) -> tuple[dict[str, TagRecord], dict[str, str], bool]:
+        """(name -> record, name -> inner tag id, whether an object was missing) for a few
+        changed tags."""
         objects = read_objects(self.root, self.git_dir, wanted.values())
         records: dict[str, TagRecord] = {}
         inner: dict[str, str] = {}
@@ -592,7 +598,7 @@ class TagIndex:
                 records[name] = record
                 if deeper:
                     inner[name] = deeper
-        return records, inner
+        return records, inner, any(oid not in objects for oid in wanted.values())
 
     def _add(self, writer: _Writer, model: str, pairs: list[Pair]) -> None:
         """A model's section and its summary (a model with no tags left has none)."""
@@ -621,13 +627,15 @@ class TagIndex:
         arrived = next(objects, None)
         for model, name, parsed in order:
             oid = now[name]
-            if arrived is not None and arrived[0] == oid:  # else: missing, git skipped it
+            if arrived is not None and arrived[0] == oid:
                 record, deeper = parse_tag_object(name, oid, arrived[1], arrived[2])
                 arrived = next(objects, None)
                 if record is not None:
                     collected.setdefault(model, []).append((record, parsed))
                     if deeper:
                         inner.setdefault(model, {})[name] = deeper
+            else:  # missing: git skipped it
+                writer.keep = False
             left[model] -= 1
             if left[model] == 0:
                 pairs = collected.pop(model, [])
@@ -667,6 +675,9 @@ class _Writer:
         self.tmp: str | None = None
         self.fh: Any = None
         self.read_fd: int | None = None
+        # False when a tag's object could not be read: such an index is used by this process
+        # and not kept (a ref that points at a missing object would never be read again)
+        self.keep = True
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, self.tmp = tempfile.mkstemp(prefix=".tag-index.", dir=path.parent)
@@ -744,8 +755,9 @@ class _Writer:
                 self.fh.write(_TRAILER.pack(offset, len(header_raw), _digest(header_raw), MAGIC))
                 self.fh.flush()
                 assert self.tmp is not None
-                os.replace(self.tmp, self.path)
-                self.tmp = None
+                if self.keep:
+                    os.replace(self.tmp, self.path)
+                    self.tmp = None
             except OSError:
                 pass  # the sections written so far stay readable through read_fd
         self._abandon()
