@@ -147,15 +147,17 @@ def wait_up(port: int, proc: subprocess.Popen[bytes], path: str) -> None:
 
 def load(port: int, path: str, rows: list[list[float]], clients: int, per_client: int,
          stop: threading.Event | None = None) -> dict[str, Any]:
-    """``clients`` threads send single-row predictions; returns latencies and failures."""
+    """``clients`` threads send single-row predictions; returns latencies and failures (and,
+    under ``samples``, each request's start time and latency)."""
     latencies: list[float] = []
+    samples: list[tuple[float, float]] = []
     failures: list[str] = []
     versions: dict[str, int] = {}
     lock = threading.Lock()
 
     def worker(offset: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine: list[float] = []
+        mine: list[tuple[float, float]] = []
         seen: dict[str, int] = {}
         i = 0
         while (stop is None and i < per_client) or (stop is not None and not stop.is_set()):
@@ -171,7 +173,7 @@ def load(port: int, path: str, rows: list[list[float]], clients: int, per_client
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 i += 1
                 continue
-            mine.append(time.perf_counter() - t0)
+            mine.append((t0, time.perf_counter() - t0))
             if response.status != 200:
                 with lock:
                     failures.append(f"{response.status} {data[:200]!r}")
@@ -180,7 +182,8 @@ def load(port: int, path: str, rows: list[list[float]], clients: int, per_client
                 seen[version] = seen.get(version, 0) + 1
             i += 1
         with lock:
-            latencies.extend(mine)
+            samples.extend(mine)
+            latencies.extend(latency for _, latency in mine)
             for k, v in seen.items():
                 versions[k] = versions.get(k, 0) + v
 
@@ -191,22 +194,67 @@ def load(port: int, path: str, rows: list[list[float]], clients: int, per_client
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    latencies.sort()
+    return {**stats(latencies), "clients": clients, "failures": len(failures),
+            "failure_samples": failures[:3], "throughput_rps": len(latencies) / elapsed,
+            "versions": versions, "samples": samples}
+
+
+def stats(latencies: list[float]) -> dict[str, Any]:
+    ordered = sorted(latencies) or [float("nan")]
 
     def pct(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
-    return {"clients": clients, "requests": len(latencies), "failures": len(failures),
-            "failure_samples": failures[:3], "p50_ms": pct(0.50), "p95_ms": pct(0.95),
-            "max_ms": latencies[-1] * 1000, "throughput_rps": len(latencies) / elapsed,
-            "versions": versions}
+    return {"requests": len(latencies), "p50_ms": pct(0.50), "p95_ms": pct(0.95),
+            "max_ms": ordered[-1] * 1000}
+
+
+def serving(port: int, version: str, timeout: float = 120.0) -> None:
+    """Wait until the server's /health says it answers with ``version``."""
+    deadline = time.monotonic() + timeout
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    while time.monotonic() < deadline:
+        conn.request("GET", "/health")
+        if json.loads(conn.getresponse().read()).get("version") == version:
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"the server never switched to {version}")
+
+
+def tag_written(repo: Path, command: list[str], env: dict[str, str]) -> float:
+    """Run ``mlopsctl COMMAND`` and return when its production event tag appeared (the moment
+    a following server can see the switch; the command runs on for a while after it)."""
+    tags = repo / ".git" / "refs" / "tags"
+    before = set(os.listdir(tags))
+    seen: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set() and not seen:
+            if any(n.startswith(f"{MODEL}#production#") for n in set(os.listdir(tags)) - before):
+                seen.append(time.perf_counter())
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        cli(*command, cwd=repo, env=env)
+    finally:
+        done.set()
+        watcher.join()
+    return seen[0] if seen else time.perf_counter()
 
 
 def switching(port: int, rows: list[list[float]], repo: Path, env: dict[str, str],
-              switches: int) -> dict[str, Any]:
-    """4 clients while the registry promotes 0.2.0 and rolls back, ``switches`` times."""
+              switches: int, follows: bool = True,
+              windows: list[float] | None = None) -> dict[str, Any]:
+    """4 clients while the registry promotes 0.2.0 and rolls back, ``switches`` times. A
+    switch's window runs from its tag's creation until /health reports the new version
+    (``follows``), else for the given durations (the control's windows are the server's); 1 s
+    follows each. ``window`` holds the requests started in a window."""
     stop = threading.Event()
     result: dict[str, Any] = {}
+    spans: list[tuple[float, float]] = []
 
     def run_load() -> None:
         result.update(load(port, f"/v1/models/{MODEL}:predict", rows, 4, 0, stop))
@@ -216,14 +264,25 @@ def switching(port: int, rows: list[list[float]], repo: Path, env: dict[str, str
     try:
         for i in range(switches):
             if i % 2 == 0:
-                cli("promote", MODEL, "0.2.0", "--to", "production", cwd=repo, env=env)
+                landed = tag_written(repo, ["promote", MODEL, "0.2.0", "--to", "production"],
+                                     env)
             else:
-                cli("rollback", MODEL, "--env", "production", cwd=repo, env=env)
+                landed = tag_written(repo, ["rollback", MODEL, "--env", "production"], env)
+            if follows:
+                serving(port, "0.2.0" if i % 2 == 0 else "0.1.0")
+            else:
+                time.sleep(max(0.0, landed + (windows[i] if windows else 0.0)
+                               - time.perf_counter()))
+            spans.append((landed, time.perf_counter()))
             time.sleep(1.0)
     finally:
         stop.set()
         thread.join()
     result["switches"] = switches
+    result["windows"] = [end - begin for begin, end in spans]
+    # Failures are counted over the whole run (the table's "failed" of a window row too).
+    result["window"] = stats([latency for begin, latency in result["samples"]
+                              if any(a <= begin <= b for a, b in spans)])
     return result
 
 
@@ -315,8 +374,14 @@ def main() -> int:
         print("switching versions under load...", file=sys.stderr)
         during = measured(servers[1], switching, serve_port, rows, repo, env, opts.switches)
         results.append((f"mlopsctl serve, {opts.switches} switches", during))
-        control = measured(servers[0], switching, bare_port, rows, repo, env, opts.switches)
+        control = measured(servers[0], switching, bare_port, rows, repo, env, opts.switches,
+                           follows=False, windows=during["windows"])
         results.append((f"bare app, same {opts.switches} commands (control)", control))
+        for name, run in (("mlopsctl serve, while switching", during),
+                          ("bare app, same windows (control)", control)):
+            span = sum(run["windows"]) or float("nan")
+            results.append((name, {**run, **run["window"], "cpu_ms_per_request": None,
+                                   "throughput_rps": run["window"]["requests"] / span}))
         load_avg = os.getloadavg()
         ratio_1 = results[1][1]["p50_ms"] / results[0][1]["p50_ms"]
         ratio_4 = results[3][1]["p50_ms"] / results[2][1]["p50_ms"]
@@ -341,9 +406,13 @@ def main() -> int:
             f"During {opts.switches} switches: {during['failures']} failed requests of "
             f"{during['requests']}; answers by version: {during['versions']}. p95 "
             f"{during['p95_ms']:.2f} ms against {control['p95_ms']:.2f} ms for the bare app "
-            "while the same promote/rollback commands ran (the control). CPU time of the "
-            f"server's child processes during the switches: {during['children_cpu_ms']:.0f} ms "
-            "(git; the loading worker when there is one).",
+            "while the same promote/rollback commands ran (the control). While switching "
+            "(from the tag written until /health reports the new version: "
+            f"{', '.join(f'{w:.2f}' for w in during['windows'])} s): p95 "
+            f"{during['window']['p95_ms']:.2f} ms over {during['window']['requests']} requests, "
+            f"the bare app in the same windows {control['window']['p95_ms']:.2f} ms. CPU time "
+            f"of the server's child processes during the switches: "
+            f"{during['children_cpu_ms']:.0f} ms (git; the loading worker when there is one).",
             "",
         ])
         opts.out.write_text(text)
