@@ -465,3 +465,25 @@ def test_a_pinned_artifact_is_checked_against_its_sha256(snap: Snapshot, tmp_pat
         refused = httpx.post(server.url + PREDICT, json={"instances": rows})
         assert refused.status_code == 503 and "no version" in refused.json()["error"]
         assert json.loads(httpx.get(server.url + f"/v1/models/{MODEL}").text)["ready"] is False
+
+
+@pytest.mark.parametrize("name", ["reduce-os-system-p2", "lr-hidden-scipy-pkl"])
+def test_a_hostile_artifact_is_refused_before_the_server_loads_it(name: str,
+                                                                 tmp_path: Path) -> None:
+    """The worker meets the file first and refuses it; the server reports why and never
+    loads it (nothing ran anywhere)."""
+    from hostile_corpus import build
+
+    from mlopsctl.fsio import sha256_file
+
+    marker = tmp_path / "pwned"
+    (case,) = build(tmp_path / "incoming", marker, names=[name])
+    service = pinned_file(MODEL, "production", "0.1.0", case.file, case.format,
+                          sha256_file(case.file))
+    with ThreadedServer(service) as server:
+        health = httpx.get(server.url + "/health")
+        assert health.status_code == 503
+        reason = health.json()["load_failure"]["reason"]
+        assert "refused" in reason and any(n in reason for n in case.refuses), reason
+    assert not marker.exists(), f"{name} ran its payload"
+
