@@ -23,7 +23,7 @@ from mlopsctl.serving.smoke import describe, quiet_feature_name_warning
 
 SMOKE_TIMEOUT_S = 300.0  # as promote's smoke test: the worker's wall-clock limit
 # The worker's CPU priority: on a busy machine its work waits, not the requests.
-WORKER_NICE = 10
+WORKER_NICE = 19
 
 
 class BadRequest(Exception):
