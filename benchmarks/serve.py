@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL = "clf"
 MODELS = {
     "logistic": "StandardScaler + LogisticRegression (30 features, a 2.6 KiB pickle)",
-    # Many small objects: ~20,000 pickle opcodes, ~0.1 s in the guarded unpickler.
-    "boosting": "HistGradientBoostingClassifier, 200 iterations (30 features, ~0.5 MiB pickle)",
+    # Many small objects: ~18,000 pickle opcodes, 0.05-0.1 s in the guarded loader.
+    "boosting": "HistGradientBoostingClassifier, 200 iterations (30 features, a 0.4 MiB pickle)",
 }
 BARE = '''
 import json, pickle, sys, warnings
