@@ -41,6 +41,8 @@ def apply_limits(limits: dict[str, Any]) -> None:
     if limits.get("open_files"):
         cap(resource.RLIMIT_NOFILE, int(limits["open_files"]))
     cap(resource.RLIMIT_CORE, 0)
+    if limits.get("nice"):
+        os.nice(int(limits["nice"]))
     # A write past the file-size limit fails with EFBIG instead of killing the process.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
@@ -224,6 +226,32 @@ def smoke(req: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "rows": rows, "model_class": type(model).__name__}
 
 
+def serve_check(req: dict[str, Any]) -> dict[str, Any]:
+    """What ``mlopsctl serve`` asks before it loads a version itself: the guarded load and the
+    server's own smoke test (``mlopsctl.serving.smoke``), here, where a crash, a hang or a
+    runaway allocation ends this process and not the server."""
+    from mlopsctl.loading import UnsafeArtifact
+    from mlopsctl.serving.smoke import SmokeFailed, smoke
+
+    try:
+        model = _load(req)
+    except UnsafeArtifact as exc:
+        return {"ok": False, "refused": True, "error": str(exc), "globals": exc.globals}
+    except MemoryError:
+        raise
+    except Exception as exc:  # a broken file is a finding about the version
+        return {"ok": False, "error": f"could not load the {req['format']} artifact: "
+                f"{type(exc).__name__}: {exc}"}
+    try:
+        smoke(model, req.get("holdout"), list(req.get("header") or []))
+    except SmokeFailed as exc:
+        return {"ok": False, "error": str(exc)}
+    return {"ok": True, "model_class": type(model).__name__}
+
+
+MODES = {"smoke": smoke, "serve": serve_check, "score": score}
+
+
 def main() -> int:
     import warnings
 
@@ -233,7 +261,7 @@ def main() -> int:
     sys.path[1:1] = [str(p) for p in req.get("sys_path") or []]  # a team's trusted classes
     warnings.filterwarnings("ignore")
     try:
-        result = smoke(req) if req.get("mode") == "smoke" else score(req)
+        result = MODES.get(req.get("mode") or "score", score)(req)
     except MemoryError:
         limit = (req.get("limits") or {}).get("memory_mb")
         result = {"ok": False, "error": f"the model exceeded the worker's memory limit "

@@ -4,10 +4,13 @@ removes) files under the test's tmp_path, and every test asserts that it did not
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import struct
 import subprocess
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import pytest
 
 from mlopsctl.loading.loader import BUILTIN_LIST
+from mlopsctl.loading.pace import paced
 from mlopsctl.safeload import UnsafeArtifact, check_pickle, load_model, pickle_globals
 
 # --- real models ----------------------------------------------------------------------------------
@@ -81,6 +85,71 @@ def test_real_models_pickle_globals_are_found_allowed_and_load(
     loaded = load_model(path, "sklearn-pickle")
     assert type(loaded) is type(model)
     assert _same_predictions(loaded, model, iris)
+
+
+class Midway:
+    """Trusted in the test below: its state being set means the unpickling is under way."""
+
+    started = threading.Event()
+
+    def __init__(self) -> None:
+        self.state = "set"
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        self.__dict__.update(state)
+        Midway.started.set()
+
+
+def test_a_paced_load_lets_a_waiting_thread_run_midway(tmp_path: Path) -> None:
+    """With no forced GIL handovers, a thread woken while the unpickler runs gets the GIL only
+    when the loader lets go of it: after the load at full speed, midway when paced (as `serve`
+    loads beside its requests). Plain Python objects only: numpy and file reads release the GIL
+    by themselves."""
+    path = tmp_path / "long.pkl"
+    rows = [[float(i)] * 3 for i in range(20_000)]
+    path.write_bytes(pickle.dumps([Midway(), rows]))
+    trusted = [f"{__name__}.Midway"]
+    load_model(path, "pickle", trusted)  # imports done, the file in the page cache
+
+    def woken_during_load(pace: bool) -> bool:
+        Midway.started.clear()
+        loading, seen = [True], []
+
+        def watch() -> None:
+            Midway.started.wait()
+            seen.append(loading[0])  # needs the GIL
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1000.0)
+        try:
+            with paced(work_s=0.0) if pace else contextlib.nullcontext():
+                loaded = load_model(path, "pickle", trusted)
+            loading[0] = False
+        finally:
+            sys.setswitchinterval(interval)
+        watcher.join()
+        assert loaded[1] == rows
+        return seen[0]
+
+    assert woken_during_load(pace=False) is False
+    assert woken_during_load(pace=True) is True
+
+
+@pytest.mark.parametrize("fmt", ["sklearn-pickle", "joblib"])
+def test_a_paced_load_builds_the_same_model(fmt: str, fitted: dict[str, Any],
+                                            iris: tuple[Any, Any], tmp_path: Path) -> None:
+    import joblib
+
+    path = tmp_path / "model.bin"
+    if fmt == "joblib":
+        joblib.dump(fitted["forest"], path)
+    else:
+        path.write_bytes(pickle.dumps(fitted["forest"]))
+    with paced(work_s=0.0):
+        loaded = load_model(path, fmt)
+    assert _same_predictions(loaded, fitted["forest"], iris)
 
 
 @pytest.mark.parametrize("protocol", [0, 1])
@@ -159,25 +228,28 @@ EXPECTED_GLOBAL = {
 }
 
 
+@pytest.mark.parametrize("pace", [False, True], ids=["full-speed", "paced"])
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_pickles_are_refused_statically_and_by_load_model(case: str,
+def test_hostile_pickles_are_refused_statically_and_by_load_model(case: str, pace: bool,
                                                                    tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     data = HOSTILE[case](marker)
 
-    found = pickle_globals(data)
-    assert EXPECTED_GLOBAL.get(case, "posix.system") in found, found
-    with pytest.raises(UnsafeArtifact) as refused:
-        check_pickle(data)
-    assert EXPECTED_GLOBAL.get(case, "posix.system") in refused.value.globals
-    assert "refused" in str(refused.value)
-    assert not marker.exists()
+    # Paced (as `serve` loads beside its requests), the same checks run, each after a tick.
+    with paced(work_s=0.0) if pace else contextlib.nullcontext():
+        found = pickle_globals(data)
+        assert EXPECTED_GLOBAL.get(case, "posix.system") in found, found
+        with pytest.raises(UnsafeArtifact) as refused:
+            check_pickle(data)
+        assert EXPECTED_GLOBAL.get(case, "posix.system") in refused.value.globals
+        assert "refused" in str(refused.value)
+        assert not marker.exists()
 
-    path = tmp_path / "evil.pkl"
-    path.write_bytes(data)
-    for fmt in ("sklearn-pickle", "binary"):
-        with pytest.raises(UnsafeArtifact):
-            load_model(path, fmt)
+        path = tmp_path / "evil.pkl"
+        path.write_bytes(data)
+        for fmt in ("sklearn-pickle", "binary"):
+            with pytest.raises(UnsafeArtifact):
+                load_model(path, fmt)
     assert not marker.exists(), "the payload ran"
 
 

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_promotion import MODEL, Snapshot, copy_snapshot, make_snapshots, ok
+from test_promotion import MODEL, RUNS, Snapshot, copy_snapshot, make_snapshots, ok
 
 from mlopsctl.project import Project
 from mlopsctl.serving.server import Service, ThreadedServer, follow_registry, pinned_file
@@ -189,6 +190,100 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
         assert client.get(f"/v1/models/{MODEL}").json()["ready"] is True
     logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert any("0.1.0 could not be loaded" in m and "still serving 0.2.0" in m for m in logged)
+
+
+# A team's own class (trusted in the policy) around a fitted model. While a test listens on
+# ``port``, a predict on an array (the server's smoke test; validation and promotion predict on
+# data frames) sends its process id and then stops holding the GIL -- as a compiled routine that
+# never releases it would -- until the test sends a byte.
+HELD = textwrap.dedent('''
+    import ctypes
+    import os
+    import socket
+
+    import numpy as np
+
+
+    class Held:
+        def __init__(self, inner, port):
+            self.inner, self.port = inner, port
+            self.classes_ = inner.classes_
+            self.n_features_in_ = inner.n_features_in_
+
+        def predict_proba(self, x):
+            return self.inner.predict_proba(x)
+
+        def predict(self, x):
+            if isinstance(x, np.ndarray):
+                try:
+                    conn = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                except OSError:
+                    conn = None
+                if conn is not None:
+                    with conn:
+                        conn.settimeout(None)
+                        conn.sendall(b"%d\\n" % os.getpid())
+                        # A PyDLL call keeps the GIL: every thread of this process stops here.
+                        ctypes.PyDLL(None).recv(conn.fileno(), ctypes.create_string_buffer(1),
+                                                1, 0)
+            return self.inner.predict(x)
+''')
+
+
+def test_a_switch_is_checked_in_another_process_while_the_server_answers(
+        snap: Snapshot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new version's load and smoke test run in the worker: a smoke test that stops its
+    whole process (the GIL held) stops the worker, and the server answers meanwhile with the
+    old version, then switches once the check is done."""
+    _, rows = holdout_rows(snap)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(240)  # a failure to connect fails the test rather than hanging it
+    port = listener.getsockname()[1]
+    (snap.repo / "team_held.py").write_text(HELD)
+    policy = snap.repo / ".mlops" / "policy.yaml"
+    policy.write_text(policy.read_text().rstrip("\n") + "\ntrusted_types:\n  - team_held.Held\n")
+    ok("policy", "accept", "-m", "trust the Held wrapper")
+    monkeypatch.syspath_prepend(str(snap.repo))
+    from team_held import Held  # type: ignore[import-not-found]
+
+    inner = pickle.loads(snap.artifacts["0.2.0"])
+    (snap.repo / "model.pkl").write_bytes(pickle.dumps(Held(inner, port)))
+    sys.modules.pop("team_held", None)
+    ok("bump", MODEL, "--artifact", "model.pkl", "--version", "0.4.0", "--data",
+       "data/train.csv", "--holdout", "data/holdout.csv", "--target", "target", "-m", "held")
+    for env in ("staging", "production"):
+        ok("validate", f"{MODEL}@0.4.0", "--env", env, *RUNS)
+    ok("promote", MODEL, "0.4.0", "--to", "staging")
+    proc, url = start_cli([MODEL, "--env", "production", "--poll", "0.1"], snap.repo)
+    held: socket.socket | None = None
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            assert client.post(PREDICT, json={"instances": rows}).json()["model_version"] \
+                == "0.1.0"
+            ok("promote", MODEL, "0.4.0", "--to", "production")
+            held, _ = listener.accept()  # the server's smoke test of 0.4.0 has begun
+            pid = int(held.makefile("rb").readline())
+            assert pid != proc.pid, "the smoke test ran inside the server"
+            # While that process is stopped, the server answers, with the old version.
+            answer = client.post(PREDICT, json={"instances": rows})
+            assert answer.status_code == 200
+            assert answer.json()["model_version"] == "0.1.0"
+            health = client.get("/health").json()
+            assert health["version"] == "0.1.0" and health["registry_live_version"] == "0.4.0"
+            held.sendall(b"x")
+            held.close()
+            listener.close()  # later predictions find no one listening and just predict
+            wait_for(client, serving_version("0.4.0"))
+            answer = client.post(PREDICT, json={"instances": rows})
+            assert answer.json()["model_version"] == "0.4.0"
+            assert answer.json()["predictions"] == expected(snap, "0.2.0", rows)
+    finally:
+        if held is not None and held.fileno() >= 0:
+            held.sendall(b"x")  # never leave a process stopped
+            held.close()
+        listener.close()
+        err = stop_cli(proc)
+    assert "now serving 0.4.0 (was 0.1.0)" in err
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -370,3 +465,25 @@ def test_a_pinned_artifact_is_checked_against_its_sha256(snap: Snapshot, tmp_pat
         refused = httpx.post(server.url + PREDICT, json={"instances": rows})
         assert refused.status_code == 503 and "no version" in refused.json()["error"]
         assert json.loads(httpx.get(server.url + f"/v1/models/{MODEL}").text)["ready"] is False
+
+
+@pytest.mark.parametrize("name", ["reduce-os-system-p2", "lr-hidden-scipy-pkl"])
+def test_a_hostile_artifact_is_refused_before_the_server_loads_it(name: str,
+                                                                 tmp_path: Path) -> None:
+    """The worker meets the file first and refuses it; the server reports why and never
+    loads it (nothing ran anywhere)."""
+    from hostile_corpus import build
+
+    from mlopsctl.fsio import sha256_file
+
+    marker = tmp_path / "pwned"
+    (case,) = build(tmp_path / "incoming", marker, names=[name])
+    service = pinned_file(MODEL, "production", "0.1.0", case.file, case.format,
+                          sha256_file(case.file))
+    with ThreadedServer(service) as server:
+        health = httpx.get(server.url + "/health")
+        assert health.status_code == 503
+        reason = health.json()["load_failure"]["reason"]
+        assert "refused" in reason and any(n in reason for n in case.refuses), reason
+    assert not marker.exists(), f"{name} ran its payload"
+

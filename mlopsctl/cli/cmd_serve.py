@@ -36,10 +36,10 @@ def command(model: str, env: str, host: str, port: int, canary: float, poll: flo
     POST /v1/models/MODEL:predict with {"instances": [[...], ...]} (or objects keyed by feature
     name) answers {"predictions": [...], "model_version": "X.Y.Z"}; GET /v1/models/MODEL says
     whether it is ready; /health and /metrics (Prometheus) report what is served. On a promote
-    or rollback the new version is fetched (sha256 verified), loaded safely and smoke-tested
-    beside the live one, then swapped in atomically: no request fails or waits. A version that
-    cannot be loaded is reported in /health, /metrics and the log, and the old one keeps
-    serving.
+    or rollback the new version is fetched (sha256 verified), loaded and smoke-tested in the
+    sandboxed worker, then loaded safely beside the live one and swapped in atomically: no
+    request fails or waits. A version that cannot be loaded is reported in /health, /metrics
+    and the log, and the old one keeps serving.
 
     \b
     Example:

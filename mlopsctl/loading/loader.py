@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from mlopsctl.loading import allowlist
+from mlopsctl.loading import allowlist, pace
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
@@ -91,8 +91,11 @@ def pickle_globals(data: bytes) -> list[str]:
     stack: list[Any] = []
     mark, other = object(), object()
     memo: dict[int, Any] = {}
+    pacer = pace.current()
     try:
         for opcode, arg, _pos in pickletools.genops(io.BytesIO(data)):
+            if pacer is not None:
+                pacer.tick()
             name = opcode.name
             if name == "STOP":
                 break
@@ -212,6 +215,12 @@ class _Guard:
     def _init_guard(self, allow: Allowlist) -> None:
         self.allow = allow
         self._granted = {}
+        pacer = pace.current()
+        if pacer is not None:
+            # The same handlers, each after a tick: ``load`` reads ``self.dispatch``, so an
+            # instance's own table shadows the class's.
+            table = type(self).dispatch  # type: ignore[attr-defined]
+            self.__dict__["dispatch"] = pacer.dispatch(table)
 
     def find_class(self, module: str, name: str) -> Any:
         full = allowlist.canonical(module, name)
@@ -384,7 +393,10 @@ def check_state(root: Any, limit: int = 1_000_000) -> None:
 
     seen: set[int] = set()
     todo = [root]
+    pacer = pace.current()
     while todo and len(seen) < limit:
+        if pacer is not None:
+            pacer.tick()
         obj = todo.pop()
         if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None))):
             continue

@@ -45,6 +45,7 @@ class Limits:
     cpu_seconds: float | None = None  # default: the wall-clock timeout
     file_size_mb: int = 0  # a model never needs to write a file
     open_files: int = 256
+    nice: int = 0  # CPU priority, raised for work that must not slow its parent (serve)
 
 
 def clean_env(home: Path) -> dict[str, str]:

@@ -1,23 +1,29 @@
-"""A served version: fetched through the verified restore path, loaded with the safe loader,
-smoke-tested; and the checks that turn a request's ``instances`` into a feature matrix."""
+"""A served version: fetched through the verified restore path, loaded and smoke-tested in the
+sandboxed worker, then loaded here with the same safe loader; and the checks that turn a
+request's ``instances`` into a feature matrix."""
 
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mlopsctl import manifests as mf
 from mlopsctl.errors import CheckFailed, IntegrityError
 from mlopsctl.fsio import sha256_file
-from mlopsctl.loading.sandbox import fd_path, unnamed_file
+from mlopsctl.loading.pace import paced
+from mlopsctl.loading.sandbox import Limits, fd_path, run_worker, unnamed_file
 from mlopsctl.project import Project
+from mlopsctl.serving.smoke import describe, quiet_feature_name_warning
 
-SMOKE_ROWS = 5
+SMOKE_TIMEOUT_S = 300.0  # as promote's smoke test: the worker's wall-clock limit
+# The worker's CPU priority: on a busy machine its work waits, not the requests.
+WORKER_NICE = 19
 
 
 class BadRequest(Exception):
@@ -118,70 +124,11 @@ def _holdout_header(root: Path, card: mf.ModelCard | None) -> tuple[Path | None,
     return path, [h for h in header if h != card.holdout.target]
 
 
-def _describe(estimator: Any, header: list[str]) -> tuple[int | None, tuple[str, ...] | None]:
-    names = getattr(estimator, "feature_names_in_", None)
-    feature_names = tuple(str(n) for n in names) if names is not None else (
-        tuple(header) or None)
-    n = getattr(estimator, "n_features_in_", None)
-    if n is None and feature_names is not None:
-        n = len(feature_names)
-    return (int(n) if n is not None else None), feature_names
-
-
-def _smoke_rows(loaded: Loaded, holdout: Path | None) -> Any:
-    import numpy as np
-
-    if holdout is not None and loaded.feature_names:
-        try:
-            with open(holdout, newline="") as fh:
-                reader = csv.DictReader(fh)
-                rows = [[float(r[n]) for n in loaded.feature_names]
-                        for _, r in zip(range(SMOKE_ROWS), reader, strict=False)]
-            if rows:
-                return np.asarray(rows, dtype=np.float64)
-        except (OSError, KeyError, ValueError, TypeError):
-            pass
-    if loaded.n_features:
-        return np.zeros((2, loaded.n_features))
-    return None
-
-
-def smoke(loaded: Loaded, holdout: Path | None) -> None:
-    """Predict a few rows (holdout rows when the card names a holdout); LoadFailed if not."""
-    if not callable(getattr(loaded.estimator, "predict", None)):
-        raise LoadFailed(f"{type(loaded.estimator).__name__} has no predict()")
-    x = _smoke_rows(loaded, holdout)
-    if x is None:
-        return
-    try:
-        got = loaded.predict(x)
-    except Exception as exc:  # the model's own failure is the finding
-        raise LoadFailed(f"smoke test failed: {type(exc).__name__}: {exc}") from None
-    if len(got) != len(x):
-        raise LoadFailed(f"smoke test: {len(got)} predictions for {len(x)} rows")
-
-
-def quiet_feature_name_warning() -> None:
-    """Models fitted on a DataFrame warn on every array; the server checks columns itself."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message="X does not have valid feature names")
-
-
-def build(model: str, version: str, sha256: str, estimator: Any, header: list[str],
-          holdout: Path | None) -> Loaded:
-    quiet_feature_name_warning()
-    n, names = _describe(estimator, header)
-    loaded = Loaded(model, version, sha256, estimator, n, names)
-    smoke(loaded, holdout)
-    return loaded
-
-
 def load_from_registry(project: Project, manifest: mf.VersionManifest) -> Loaded:
-    """Fetch (sha256 verified), load safely, smoke-test. LoadFailed says why not."""
+    """Fetch (sha256 verified), check in the worker, load safely. LoadFailed says why not."""
     from mlopsctl.artifacts import restore_into
     from mlopsctl.errors import MlopsError
-    from mlopsctl.validation import trusted_types
+    from mlopsctl.validation import trusted_types, worker_limits
 
     holdout, header = _holdout_header(project.root, project.card(manifest.model))
     try:
@@ -197,24 +144,59 @@ def load_from_registry(project: Project, manifest: mf.VersionManifest) -> Loaded
             restore_into(project, manifest, fh)
         except MlopsError as exc:
             raise LoadFailed(f"could not fetch the artifact: {exc.message}") from None
-        estimator = _load(Path(fd_path(fh.fileno())), manifest.artifact.format, trusted)
-    return build(manifest.model, manifest.version, manifest.artifact.sha256, estimator, header,
-                 holdout)
+        return _servable(manifest.model, manifest.version, manifest.artifact.sha256, fh,
+                         manifest.artifact.format, trusted, where, holdout, header,
+                         worker_limits(project))
 
 
 def load_from_file(model: str, version: str, path: Path, fmt: str,
                    sha256: str | None) -> Loaded:
     """A pinned artifact (what a Kubernetes pod's init container fetched): checked against the
-    expected sha256 when one is given, then loaded and smoke-tested like a registry version."""
+    expected sha256 when one is given, then checked, loaded and smoke-tested like a registry
+    version."""
     try:
-        digest = sha256_file(path)
+        fh = open(path, "rb")  # noqa: SIM115 - held open for the worker, closed below
+        digest = sha256_file(Path(fd_path(fh.fileno())))
     except OSError as exc:
         raise LoadFailed(f"cannot read {path}: {exc.strerror}") from None
-    if sha256 and digest != sha256:
-        raise LoadFailed(str(IntegrityError(f"{path}: sha256 {digest[:12]}… is not the "
-                                            f"expected {sha256[:12]}…")))
-    estimator = _load(path, fmt)
-    return build(model, version, digest, estimator, [], None)
+    with fh:
+        if sha256 and digest != sha256:
+            raise LoadFailed(str(IntegrityError(f"{path}: sha256 {digest[:12]}… is not the "
+                                                f"expected {sha256[:12]}…")))
+        return _servable(model, version, digest, fh, fmt, (), (), None, [], Limits())
+
+
+def _servable(model: str, version: str, sha256: str, fh: IO[bytes], fmt: str,
+              trusted: Sequence[str], where: Sequence[str], holdout: Path | None,
+              header: list[str], limits: Limits) -> Loaded:
+    """The expensive part of a switch, off the interpreter the requests share. The worker
+    (another process, at a lower CPU priority, under the worker's limits) loads the verified
+    bytes with the guarded loader and smoke-tests them: a model that crashes, hangs or runs out
+    of memory ends the worker, not the server, and its CPU time is not the requests' GIL time.
+    Only then does the server load the same bytes itself -- it must hold the model to answer --
+    through the same guarded loader (the worker's verdict is not a reason to load any less
+    carefully), paced so that a request waits at most a millisecond's slice of it."""
+    request = {"mode": "serve", "format": fmt, "trusted_types": list(trusted),
+               "holdout": os.path.abspath(holdout) if holdout is not None else None,
+               "header": header}
+    try:
+        result = run_worker(request, SMOKE_TIMEOUT_S, replace(limits, nice=WORKER_NICE),
+                            artifact=fh, sys_path=where)
+    except CheckFailed as exc:
+        raise LoadFailed(exc.message) from None
+    if not result.get("ok"):
+        raise LoadFailed(str(result.get("error") or "the check in the worker failed"))
+    # The worker held the file: load only if it still holds the verified bytes (with the
+    # default limits a worker cannot write a file, but it can truncate one).
+    path = Path(fd_path(fh.fileno()))
+    if sha256_file(path) != sha256:
+        raise LoadFailed(str(IntegrityError(f"{model} {version}: the artifact changed after it "
+                                            "was verified")))
+    quiet_feature_name_warning()
+    with paced():
+        estimator = _load(path, fmt, trusted)
+    n, names = describe(estimator, header)
+    return Loaded(model, version, sha256, estimator, n, names)
 
 
 def _load(path: Path, fmt: str, trusted: Sequence[str] = ()) -> Any:
