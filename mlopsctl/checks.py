@@ -41,7 +41,6 @@ from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.git import GitFailed, git
 from mlopsctl.gitops.objects import blob_id, notes_map, read_ids, read_objects, unchanged_ids
 from mlopsctl.gitops.refs import TagRecord, read_tags
-from mlopsctl.gitops.tagindex import TagIndex
 from mlopsctl.workspace import MLOPS_DIR, NOTES_REF, Workspace
 
 CACHE_FORMAT = 1
@@ -823,11 +822,11 @@ def run_checks(start: Path | None = None, paths: Sequence[str] = (), remote: boo
     records: list[TagRecord] = []
     registry = reg.build([])
     if needs_tags:  # through the tag index: warm, nothing but its header is read
-        index = TagIndex.open(ws.root, ws.git_dir, reg.SECTIONS)
+        index = reg.open_index(ws.root)
         names = index.tag_names()
         records = sorted((r for m in index.summaries() for r in index.records(m)),
                          key=lambda r: r.name)
-        registry = reg.load(ws.root)
+        registry = reg.load(ws.root, index=index)
     report.tags = len(names)
     scan.tag_objects = {r.name: r.tag_sha for r in records if r.annotated}
     specs, ids = _tagged_ids(scan, registry, full)

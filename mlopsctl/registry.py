@@ -558,11 +558,16 @@ class _Sections:
 SECTIONS = _Sections()
 
 
-def load(root: Path, gto_files: bool = False) -> Registry:
-    """The registry from the tags (through the tag index); with ``gto_files``, also from
-    ``.gto`` and ``artifacts.yaml`` as ``gto show`` reads them (one more git call)."""
+def open_index(root: Path) -> TagIndex:
+    return TagIndex.open(root, Workspace(root).git_dir, SECTIONS)
+
+
+def load(root: Path, gto_files: bool = False, index: TagIndex | None = None) -> Registry:
+    """The registry from the tags (through the tag ``index``, opened here unless given); with
+    ``gto_files``, also from ``.gto`` and ``artifacts.yaml`` as ``gto show`` reads them (one
+    more git call)."""
     gto = read_gto_files(root) if gto_files else None
-    index = TagIndex.open(root, Workspace(root).git_dir, SECTIONS)
+    index = index if index is not None else open_index(root)
     summaries = {name: Summary.from_data(data) for name, data in index.summaries().items()}
     declared = set(gto.declared) if gto is not None and gto.head else set()
 
@@ -578,7 +583,7 @@ def load(root: Path, gto_files: bool = False) -> Registry:
 def indexed_records(root: Path) -> list[TagRecord]:
     """Every registry tag's record, through the tag index (what a long-running reader such as
     the monitor starts from)."""
-    index = TagIndex.open(root, Workspace(root).git_dir, SECTIONS)
+    index = open_index(root)
     return [rec for model in index.summaries() for rec in index.records(model)]
 
 

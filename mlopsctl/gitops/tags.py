@@ -7,6 +7,7 @@ digits, ``-``, ``_`` and ``/``. Names never become paths as they are: see ``path
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -86,6 +87,7 @@ def path_part(name: str) -> str:
     return "".join(chr(b) if chr(b) in _PATH_SAFE else f"%{b:02X}" for b in name.encode())
 
 
+@functools.lru_cache(maxsize=4096)
 def name_of_path_part(part: str) -> str | None:
     """The model name ``path_part`` turned into ``part``; None when ``part`` is not such a
     spelling of a valid model name (a directory made by hand, say)."""
