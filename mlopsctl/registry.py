@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlopsctl import semver
+from mlopsctl import __version__, semver
 from mlopsctl.errors import EnvironmentProblem
 from mlopsctl.gcpause import paused_gc
 from mlopsctl.gitops import tags as T
@@ -40,7 +40,8 @@ _PRIORITY = {
 }
 COMMIT = "commit"
 DATA_KEY = "mlopsctl"
-# The fold's own version: summaries kept in the tag index by another fold are derived anew.
+# The fold's own version (with the release's): sections kept in the tag index by another fold
+# are made anew.
 FOLD_VERSION = "2"
 # Where a model first appears in GTO's passes over its events.
 _PASS = {T.DEPRECATE: 1, T.REGISTER: 2, T.DEREGISTER: 2, T.ASSIGN: 3, T.UNASSIGN: 3}
@@ -508,7 +509,7 @@ class _Sections:
     a model costs building its objects, not folding it again. Beside it, in the index's
     header, its ``Summary``."""
 
-    version = FOLD_VERSION
+    version = f"{FOLD_VERSION}:{__version__}"  # another release may fold differently
 
     def pack(self, name: str, pairs: list[tuple[TagRecord, T.TagEvent]]
              ) -> tuple[bytes, tuple[Any, ...]]:
