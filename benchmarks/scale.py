@@ -41,7 +41,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from registry_repo import GIT, MLOPSCTL, PYTHON, VENV_BIN, build, make_env, run  # noqa: E402
+from registry_repo import (  # noqa: E402
+    GIT,
+    MLOPSCTL,
+    PYTHON,
+    VENV_BIN,
+    build,
+    make_env,
+    model_name,
+    run,
+)
 
 GTO = str(VENV_BIN / "gto")
 SIZES = {2200: (200, 10), 101000: (1000, 100), 11: (1, 10)}
@@ -190,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             repo = work / f"r{size}"
             runs = args.runs
-            model = "m007" if size == 2200 else "m0007"
+            model = model_name(7, SIZES[size][0])
             index = repo / INDEX
 
             def drop(path: Path = index) -> None:  # a cold read: as in a fresh clone

@@ -374,3 +374,17 @@ def test_a_ref_to_a_missing_object_is_never_cached(tags_repo: Path,
     assert indexed(tags_repo)[1] == "refresh"  # not kept: looked at again
     dangling.unlink()  # back to the refs the kept index describes
     assert agree(tags_repo) == "hit"
+
+
+def test_a_fetch_of_many_tags_rebuilds_instead(tags_repo: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """When most tags are new (a first pull), streaming them all once costs less memory than
+    refreshing them one model at a time."""
+    monkeypatch.setattr(tagindex, "REBUILD_ABOVE", 3)
+    agree(tags_repo)
+    head = git(tags_repo, "rev-parse", "HEAD")
+    for n in range(12):
+        tag(tags_repo, f"bulk{n}@v0.1.0", head, 1_700_002_000 + n)
+    assert agree(tags_repo) == "rebuild"
+    tag(tags_repo, "bulk0@v0.2.0", head, 1_700_002_100)
+    assert agree(tags_repo) == "refresh"

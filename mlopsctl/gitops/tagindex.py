@@ -66,6 +66,7 @@ _SIGNATURES = (b"-----BEGIN PGP SIGNATURE-----", b"-----BEGIN SSH SIGNATURE-----
                b"-----BEGIN SIGNED MESSAGE-----")
 _PACKED_RE = re.compile(r"^([0-9a-f]{40,64}) refs/tags/(.+)$", re.MULTILINE)
 _MAX_PEEL = 8  # tags of tags of ...: deeper chains are not events
+REBUILD_ABOVE = 2000  # changed tags beyond which (and beyond a quarter of all) it is rebuilt
 
 Stamp = tuple[int, int, int]  # (inode, mtime_ns, size)
 Pair = tuple[TagRecord, T.TagEvent]  # a tag's record and its name parsed
@@ -481,7 +482,8 @@ class TagIndex:
             if not self._refresh(header, state):
                 self._hit_header = header  # its listing is read only if asked for
                 return  # a hit
-        except (OSError, _Corrupt, ValueError, EOFError, TypeError, KeyError, IndexError):
+        except (OSError, _Corrupt, _Rebuild, ValueError, EOFError, TypeError, KeyError,
+                IndexError):
             self._close()
             self._models, self._memory = {}, {}
             self._rebuild(state)
@@ -533,6 +535,8 @@ class TagIndex:
             changed = {n for n in old.keys() | now.keys() if old.get(n) != now.get(n)}
         if state is None and not changed:
             return False  # reftable: the listing is the stamp
+        if len(changed) > REBUILD_ABOVE and len(changed) * 4 > len(packed) + len(loose):
+            raise _Rebuild  # a fetch of many tags: streaming them all costs less memory
         self.status = "refresh"
         touched: dict[str, list[str]] = {}
         for name in changed:
@@ -820,3 +824,7 @@ def _same(stored: Any, now: Stamp | None) -> bool:
 
 class _Corrupt(Exception):
     """The index on disk cannot be used: it is rebuilt."""
+
+
+class _Rebuild(Exception):
+    """So much changed that building the index again costs less than refreshing it."""
