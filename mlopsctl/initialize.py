@@ -56,6 +56,13 @@ def init(start: Path | None = None, remote_url: str | None = None,
     if busy:
         raise EnvironmentProblem(f"{busy} is in progress", hint="finish or abort it first")
     refs.current_branch(root)
+    if endpoint_url and not (remote_url and remote_url.startswith("s3://")):
+        raise UsageError("--endpoint-url goes with --remote s3://BUCKET/PREFIX (an "
+                         "S3-compatible store such as MinIO)",
+                         hint="mlopsctl init --remote s3://BUCKET/PREFIX --endpoint-url URL")
+    cloud = bool(remote_url) and _local_dir(root, remote_url or "") is None
+    if cloud and not ws.initialized:  # before a key is made: a failure leaves nothing behind
+        _probe(root, REMOTE_NAME, remote_url or "", endpoint_url)
 
     from mlopsctl.store.keys import create_key, has_key
 
@@ -87,13 +94,9 @@ def init(start: Path | None = None, remote_url: str | None = None,
                          "accept` (or `mlopsctl init --ci github|gitlab` for the CI workflow)")
     files.update(scaffold.extra_files(root, template, model or scaffold.DEFAULT_MODEL, ci,
                                       actor.email))
-    if endpoint_url and not (remote_url and remote_url.startswith("s3://")):
-        raise UsageError("--endpoint-url goes with --remote s3://BUCKET/PREFIX (an "
-                         "S3-compatible store such as MinIO)",
-                         hint="mlopsctl init --remote s3://BUCKET/PREFIX --endpoint-url URL")
     if remote_url and not created and not force:
         _refuse_remote_switch(root, config.remote, remote_url, endpoint_url)
-    if remote_url and _local_dir(root, remote_url) is None:
+    if remote_url and cloud and not created:
         _probe(root, config.remote, remote_url, endpoint_url)
     url = _configure_dvc(root, config.remote, remote_url, default_remote_url(config.registry_id),
                          endpoint_url)

@@ -361,8 +361,8 @@ def test_an_unreachable_endpoint_exits_3_with_a_hint(team: Team, s3: S3, tmp_pat
     assert doctor.code != 0 and "cannot reach" in doctor.out + doctor.err
 
 
-def test_a_missing_bucket_exits_3_and_init_writes_nothing(team: Team, s3: S3, tmp_path: Path
-                                                          ) -> None:
+def test_a_missing_bucket_exits_3_and_init_writes_nothing(team: Team, s3: S3, tmp_path: Path,
+                                                          isolated_env: Path) -> None:
     bump(team.a, "0.1.0", b"one")
     bump(team.a, "0.2.0", b"two")  # so that gc --keep-last 1 has a blob to look for
     for key in s3.listing(""):
@@ -377,10 +377,12 @@ def test_a_missing_bucket_exits_3_and_init_writes_nothing(team: Team, s3: S3, tm
 
     other = make_repo(tmp_path / "other")
     head = git(other, "rev-parse", "HEAD")
+    keys = sorted((isolated_env / ".config" / "mlopsctl" / "keys").glob("*.key"))
     refused = on(other, "init", "--remote", "s3://no-such-bucket/models",
                  "--endpoint-url", s3.endpoint)
     assert refused.code == 3 and "'no-such-bucket'" in refused.err
     assert git(other, "rev-parse", "HEAD") == head and not (other / ".dvc").exists()
+    assert sorted((isolated_env / ".config" / "mlopsctl" / "keys").glob("*.key")) == keys
 
 
 def test_endpoint_url_without_an_s3_remote_is_a_usage_error(repo: Path) -> None:
