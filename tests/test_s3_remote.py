@@ -212,6 +212,11 @@ def test_push_refuses_a_version_whose_blob_is_gone_from_s3(team: Team, s3: S3) -
     assert refused.code == 1, refused
     assert "refusing to push" in refused.err and "m@0.1.0" in refused.err
     assert "refs/tags" not in git(team.shared, "for-each-ref")  # nothing was sent
+    checked = on(team.a, "check", "--remote", "--json")
+    assert checked.code == 1
+    doc = json.loads(checked.out)
+    assert any(f["check"] == "remote" and "m@0.1.0" in f["message"] for f in doc["findings"])
+    assert doc["checked"]["remote_blobs"] == 1  # asked of S3, not skipped as "checked on fetch"
 
 
 # --- gc on S3 -------------------------------------------------------------------------------------
