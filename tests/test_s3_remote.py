@@ -470,3 +470,50 @@ def test_the_dvc_filesystem_path_serves_gc_and_verify_for_a_local_remote(
     assert json.loads(ok(registry, "verify", "--json").out)["ok"] is True
     ok(registry, "fetch", "m@0.3.0", "-o", tmp_path / "three.bin")
     assert (tmp_path / "three.bin").read_bytes() == b"model 3" * 100
+
+
+# --- the parallel reader ----------------------------------------------------------------------
+
+
+def test_the_part_reader_keeps_order_bounds_parts_in_flight_and_surfaces_errors() -> None:
+    """Ranged reads run in parallel (several at once, never more than the workers), the bytes
+    come out in order whatever order the parts finish in, and read(n) returns n bytes until
+    the end (the decrypting reader relies on that)."""
+    import random
+    import threading
+
+    from mlopsctl.errors import EnvironmentProblem
+    from mlopsctl.store.cloud import PartReader
+
+    data = os.urandom(1_000_003)
+    lock = threading.Lock()
+    running, peak = 0, 0
+
+    def fetch(start: int, end: int) -> bytes:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(random.uniform(0, 0.01))  # parts finish out of order
+        with lock:
+            running -= 1
+        return data[start:end]
+
+    with PartReader(fetch, len(data), 10_000, 4) as reader:
+        out = bytearray()
+        sizes = [44, 65_552, 1, 300_000]
+        while chunk := reader.read(sizes[len(out) % len(sizes)]):
+            assert len(chunk) == sizes[len(out) % len(sizes)] or len(out) + len(chunk) == len(data)
+            out += chunk
+    assert bytes(out) == data
+    assert 1 < peak <= 4
+
+    def broken(start: int, end: int) -> bytes:
+        if start >= 30_000:
+            raise EnvironmentProblem("the store went away")
+        return data[start:end]
+
+    with PartReader(broken, len(data), 10_000, 2) as reader:
+        assert reader.read(30_000) == data[:30_000]
+        with pytest.raises(EnvironmentProblem, match="went away"):
+            reader.read(10)
