@@ -161,13 +161,13 @@ def test_init_bump_fetch_verify_through_s3_and_stock_dvc_pull_reads_it(
     shown = json.loads(ok(team.a, "init", "--json").out)
     assert shown["remote"] == s3.url and shown["endpoint_url"] == s3.endpoint
 
-    big = os.urandom(20 << 20)  # past one part: goes up and down in parallel parts
+    big = os.urandom(33 << 20)  # past two parts: goes up and down in parallel parts
     bump(team.a, "0.1.0", big)
     bump(team.a, "0.2.0", b"small model" * 100)
     md5 = md5_of(team.a, "0.1.0")
     assert s3.listing() == sorted([object_key(md5), object_key(md5_of(team.a, "0.2.0"))])
     head = s3.client.head_object(Bucket=s3.bucket, Key=object_key(md5))
-    assert head["ETag"].strip('"').endswith("-3")  # a multipart upload of three 8 MiB parts
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart upload: 16 + 16 + 1 MiB
     # Nothing went to the default local remote or DVC's cache; no staged blob stayed behind.
     assert not (isolated_env / ".local" / "share" / "mlopsctl" / "remotes").exists()
     assert not list((team.a / ".dvc").rglob("*.blob"))

@@ -5,9 +5,9 @@ credentials in ``.dvc/config.local``, the AWS variables) applies here too.
 
 Only the transfer is ours: a blob goes up in parallel multipart parts and comes down as parallel
 ranged reads fed in order to the decrypting reader, so a large artifact moves at the store's
-speed while memory stays bounded (``WORKERS`` x ``PART`` in flight). Nothing read from the store
-is trusted: the reader hands bytes to ``pipeline.decrypt_file``, which authenticates every chunk
-and checks the sha256 from the manifest.
+speed while memory stays bounded (``WORKERS`` parts in flight, one more being consumed).
+Nothing read from the store is trusted: the reader hands bytes to ``pipeline.decrypt_file``,
+which authenticates every chunk and checks the sha256 from the manifest.
 
 Imported only when such a remote is used: DVC's filesystem layer costs about half a second.
 """
@@ -26,8 +26,12 @@ from typing import Any
 
 from mlopsctl.errors import EnvironmentProblem, MlopsError
 
-PART = 8 << 20  # bytes per multipart part and per ranged read (the AWS CLI's default part)
-WORKERS = 8  # parts in flight each way
+# Bytes per multipart part and per ranged read, and parts in flight each way: 16 MiB parts (in
+# AWS's recommended 8-16 MiB range), four at a time, keep up with the decrypting pass (one core)
+# while holding at most five parts (80 MiB). Fewer, larger requests also suit stores that copy
+# the whole object to answer each ranged read (moto does: 8 MiB parts cost it twice the CPU).
+PART = 16 << 20
+WORKERS = 4
 PROBES = 16  # concurrent existence checks
 MAX_PARTS = 10_000  # S3's limit on parts in one multipart upload
 
@@ -183,7 +187,7 @@ class CloudStore:
         with self.translated(f"uploading {local.name}"):
             try:
                 if self.protocol == "s3":
-                    # S3 allows 10,000 parts: bigger parts only past 78 GiB.
+                    # S3 allows 10,000 parts: bigger parts only past 156 GiB.
                     part = max(PART, math.ceil(size / MAX_PARTS))
                     self.fs.put_file(str(local), key, chunksize=part, max_concurrency=WORKERS)
                 elif self.protocol in ATOMIC_PUT:
