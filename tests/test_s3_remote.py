@@ -476,9 +476,9 @@ def test_the_dvc_filesystem_path_serves_gc_and_verify_for_a_local_remote(
 
 
 def test_the_part_reader_keeps_order_bounds_parts_in_flight_and_surfaces_errors() -> None:
-    """Ranged reads run in parallel (several at once, never more than the workers), the bytes
-    come out in order whatever order the parts finish in, and read(n) returns n bytes until
-    the end (the decrypting reader relies on that)."""
+    """Ranged reads run in parallel (several at once, never more than the workers), each handed
+    over in pieces; the bytes come out in order whatever order the pieces arrive in, and read(n)
+    returns n bytes until the end (the decrypting reader relies on that)."""
     import random
     import threading
 
@@ -489,17 +489,20 @@ def test_the_part_reader_keeps_order_bounds_parts_in_flight_and_surfaces_errors(
     lock = threading.Lock()
     running, peak = 0, 0
 
-    def fetch(start: int, end: int) -> bytes:
+    def fetch(start: int, end: int) -> Iterator[bytes]:
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(random.uniform(0, 0.01))  # parts finish out of order
-        with lock:
-            running -= 1
-        return data[start:end]
+        try:
+            for at in range(start, end, 3_000):  # a range arrives in pieces, at its own pace
+                time.sleep(random.uniform(0, 0.002))
+                yield data[at:min(at + 3_000, end)]
+        finally:
+            with lock:
+                running -= 1
 
-    with PartReader(fetch, len(data), 10_000, 4) as reader:
+    with PartReader(fetch, len(data), 40_000, 4) as reader:
         out = bytearray()
         sizes = [44, 65_552, 1, 300_000]
         while chunk := reader.read(sizes[len(out) % len(sizes)]):
@@ -508,12 +511,17 @@ def test_the_part_reader_keeps_order_bounds_parts_in_flight_and_surfaces_errors(
     assert bytes(out) == data
     assert 1 < peak <= 4
 
-    def broken(start: int, end: int) -> bytes:
+    def broken(start: int, end: int) -> Iterator[bytes]:
         if start >= 30_000:
             raise EnvironmentProblem("the store went away")
-        return data[start:end]
+        yield data[start:end]
 
     with PartReader(broken, len(data), 10_000, 2) as reader:
         assert reader.read(30_000) == data[:30_000]
         with pytest.raises(EnvironmentProblem, match="went away"):
             reader.read(10)
+
+    # Closing early (a failed authentication stops reading) ends the workers and their streams.
+    with PartReader(fetch, len(data), 40_000, 4) as reader:
+        reader.read(50_000)
+    assert running == 0

@@ -5,7 +5,7 @@ credentials in ``.dvc/config.local``, the AWS variables) applies here too.
 
 Only the transfer is ours: a blob goes up in parallel multipart parts and comes down as parallel
 ranged reads fed in order to the decrypting reader, so a large artifact moves at the store's
-speed while memory stays bounded (``WORKERS`` parts in flight, one more being consumed).
+speed while memory stays bounded (a few parts in flight, each streamed through a short queue).
 Nothing read from the store is trusted: the reader hands bytes to ``pipeline.decrypt_file``,
 which authenticates every chunk and checks the sha256 from the manifest.
 
@@ -15,23 +15,32 @@ Imported only when such a remote is used: DVC's filesystem layer costs about hal
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
+import queue
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from mlopsctl.errors import EnvironmentProblem, MlopsError
 
-# Bytes per multipart part and per ranged read, and parts in flight each way: 16 MiB parts (in
-# AWS's recommended 8-16 MiB range), four at a time, keep up with the decrypting pass (one core)
-# while holding at most five parts (80 MiB). Fewer, larger requests also suit stores that copy
-# the whole object to answer each ranged read (moto does: 8 MiB parts cost it twice the CPU).
+# Uploads: 16 MiB multipart parts (in AWS's recommended 8-16 MiB range), four at a time: at most
+# 64 MiB held, as s3fs reads a batch of parts before sending it.
 PART = 16 << 20
-WORKERS = 4
+WORKERS = 4  # parts in flight each way
+# Downloads from S3: 32 MiB ranged GETs, four at a time, each streamed in 1 MiB chunks into a
+# queue of four, so at most ~16 MiB is held whatever the part size. Fewer, larger requests cost
+# less per byte everywhere, and much less on stores that copy the whole object to answer each
+# ranged read (moto does: 8 MiB ranges cost it twice the CPU of DVC's reads of the same file).
+# Other stores read whole PART-sized ranges (fsspec's cat_file).
+READ_PART = 32 << 20
+CHUNK = 1 << 20
+DEPTH = 4  # chunks queued per part
 PROBES = 16  # concurrent existence checks
 MAX_PARTS = 10_000  # S3's limit on parts in one multipart upload
 
@@ -114,8 +123,9 @@ class CloudStore:
                 hint=credentials_hint(self.protocol, self.name))
         if names & _CONNECTION_ERRORS or isinstance(exc, (ConnectionError, TimeoutError)):
             where = self.endpoint or self.url
-            fix = (f"mlopsctl init --remote {self.url} --endpoint-url URL  (the team's), or "
-                   f"dvc remote modify --local {self.name} endpointurl URL  (this clone)"
+            fix = (f"dvc remote modify --local {self.name} endpointurl URL  (this clone), or "
+                   f"mlopsctl init --remote {self.url} --endpoint-url URL --force  (the team's: "
+                   "the same store at a new address)"
                    if self.protocol == "s3" else "check the remote's URL: dvc remote list")
             return EnvironmentProblem(
                 f"cannot reach the artifact remote {where} while {doing}: {detail}",
@@ -242,33 +252,97 @@ class CloudStore:
             except FileNotFoundError:
                 self.check_container()
                 raise
+        if self.protocol == "s3":
+            return PartReader(lambda a, b: self._s3_range(key, a, b), size, READ_PART, WORKERS)
 
-        def fetch(start: int, end: int) -> bytes:
+        def whole_range(start: int, end: int) -> Iterator[bytes]:
             with self.translated(f"reading {key}"):
                 try:
-                    return bytes(self.fs.cat_file(key, start=start, end=end))
+                    yield bytes(self.fs.cat_file(key, start=start, end=end))
                 except FileNotFoundError:
-                    raise EnvironmentProblem(
-                        f"{key} disappeared from the artifact remote {self.where()} while it was "
-                        "being read", hint="run the command again; `mlopsctl verify` checks "
-                        "every stored blob") from None
+                    raise self._vanished(key) from None
 
-        return PartReader(fetch, size, PART, WORKERS)
+        return PartReader(whole_range, size, PART, WORKERS)
+
+    def _vanished(self, key: str) -> EnvironmentProblem:
+        return EnvironmentProblem(
+            f"{key} disappeared from the artifact remote {self.where()} while it was being read",
+            hint="run the command again; `mlopsctl verify` checks every stored blob")
+
+    def _s3_range(self, key: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes [start, end) of ``key`` as one ranged GET, read in CHUNK pieces as the consumer
+        takes them (the connection waits meanwhile: TCP holds the rest at the server)."""
+        from fsspec.asyn import sync
+
+        bucket, path, _ = self.fs.split_path(key)
+        with self.translated(f"reading {key}"):
+            try:
+                response = sync(self.fs.loop, self.fs._call_s3, "get_object", Bucket=bucket,
+                                Key=path, Range=f"bytes={start}-{end - 1}")
+            except FileNotFoundError:
+                raise self._vanished(key) from None
+        body = response["Body"]
+        left = end - start
+        try:
+            while left > 0:
+                with self.translated(f"reading {key}"):
+                    chunk = sync(self.fs.loop, _read_up_to, body, min(CHUNK, left))
+                if not chunk:
+                    raise EnvironmentProblem(
+                        f"the artifact remote {self.where()} ended {key} {left} bytes early",
+                        hint="run the command again; `mlopsctl verify` checks every stored blob")
+                left -= len(chunk)
+                yield chunk
+        finally:
+            with contextlib.suppress(Exception):
+                sync(self.fs.loop, _close, body)
+
+
+async def _read_up_to(body: Any, n: int) -> bytes:
+    """Up to ``n`` bytes of a streaming body, fewer only at its end: one hand-over per chunk
+    between the event loop and the reading thread, not one per network read."""
+    pieces: list[bytes] = []
+    got = 0
+    while got < n:
+        piece = await body.read(n - got)
+        if not piece:
+            break
+        pieces.append(piece)
+        got += len(piece)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+async def _close(body: Any) -> None:
+    result = body.close()
+    if inspect.isawaitable(result):
+        await result
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
 
 
 class PartReader:
-    """A read-only stream over ``size`` bytes fetched as parallel ranged reads, handed out in
-    order. ``read(n)`` returns n bytes unless the end is reached (the decrypting reader relies
-    on that). At most ``workers`` parts are fetched or waiting at once."""
+    """A read-only stream over ``size`` bytes fetched as parallel ranged reads of ``part`` bytes,
+    handed out in order. ``fetch(start, end)`` yields the range's bytes in pieces; each range
+    runs on a worker thread into a queue of DEPTH pieces, and a new range starts only when the
+    oldest is used up, so at most ``workers`` ranges are open and ``workers x DEPTH`` pieces
+    held. ``read(n)`` returns n bytes unless the end is reached (the decrypting reader relies on
+    that)."""
 
-    def __init__(self, fetch: Callable[[int, int], bytes], size: int, part: int,
+    def __init__(self, fetch: Callable[[int, int], Iterator[bytes]], size: int, part: int,
                  workers: int) -> None:
         self._fetch = fetch
         self._size = size
         self._part = part
         self._next = 0  # the next offset to ask for
-        self._pending: deque[Future[bytes]] = deque()
+        self._parts: deque[queue.Queue[object]] = deque()
         self._buf = memoryview(b"")
+        self._closed = threading.Event()
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="mlopsctl-get")
         for _ in range(max(1, workers)):
             self._submit()
@@ -278,15 +352,46 @@ class PartReader:
             return
         start, end = self._next, min(self._next + self._part, self._size)
         self._next = end
-        self._pending.append(self._pool.submit(self._fetch, start, end))
+        pieces: queue.Queue[object] = queue.Queue(maxsize=DEPTH)
+        self._parts.append(pieces)
+        self._pool.submit(self._run, start, end, pieces)
+
+    def _run(self, start: int, end: int, pieces: queue.Queue[object]) -> None:
+        stream = self._fetch(start, end)
+        try:
+            for piece in stream:
+                if not self._put(pieces, piece):
+                    return
+            self._put(pieces, _END)
+        except BaseException as exc:  # handed to the reader, raised in read()
+            self._put(pieces, _Failed(exc))
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, pieces: queue.Queue[object], item: object) -> bool:
+        while not self._closed.is_set():
+            try:
+                pieces.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _fill(self) -> bool:
-        if not self._pending:
-            return False
-        future = self._pending.popleft()
-        self._submit()
-        self._buf = memoryview(future.result())
-        return True
+        while self._parts:
+            item = self._parts[0].get()
+            if item is _END:
+                self._parts.popleft()
+                self._submit()
+                continue
+            if isinstance(item, _Failed):
+                raise item.exc
+            assert isinstance(item, bytes)
+            self._buf = memoryview(item)
+            return True
+        return False
 
     def read(self, n: int = -1) -> bytes:
         if n < 0:
@@ -304,9 +409,8 @@ class PartReader:
         return bytes(chunks)
 
     def close(self) -> None:
-        for future in self._pending:
-            future.cancel()
-        self._pending.clear()
+        self._closed.set()  # a worker waiting to hand over a piece gives up
+        self._parts.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> PartReader:
