@@ -390,6 +390,22 @@ def test_a_missing_bucket_exits_3_and_init_writes_nothing(team: Team, s3: S3, tm
     assert sorted((isolated_env / ".config" / "mlopsctl" / "keys").glob("*.key")) == keys
 
 
+def test_pointing_the_team_at_another_endpoint_needs_force(team: Team, s3: S3, tmp_path: Path
+                                                           ) -> None:
+    """The same bucket name at another endpoint may be another store: like a new URL, it would
+    leave the versions' blobs behind, so it needs --force (here: the same server, by name)."""
+    bump(team.a, "0.1.0", b"one")
+    head = git(team.a, "rev-parse", "HEAD")
+    elsewhere = s3.endpoint.replace("127.0.0.1", "localhost")
+    refused = on(team.a, "init", "--remote", s3.url, "--endpoint-url", elsewhere)
+    assert refused.code == 2 and "--force" in refused.err
+    assert git(team.a, "rev-parse", "HEAD") == head
+    ok(team.a, "init", "--remote", s3.url, "--endpoint-url", elsewhere, "--force")
+    assert f"endpointurl = {elsewhere}" in git(team.a, "show", "HEAD:.dvc/config")
+    ok(team.a, "fetch", "m@0.1.0", "-o", tmp_path / "one.bin")
+    assert (tmp_path / "one.bin").read_bytes() == b"one"
+
+
 def test_endpoint_url_without_an_s3_remote_is_a_usage_error(repo: Path) -> None:
     result = on(repo, "init", "--endpoint-url", "http://127.0.0.1:9")
     assert result.code == 2 and "--endpoint-url goes with --remote s3://" in result.err
