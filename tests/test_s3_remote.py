@@ -188,6 +188,7 @@ def test_init_bump_fetch_verify_through_s3_and_stock_dvc_pull_reads_it(
     assert blob.read_bytes() == s3.get(object_key(md5))
 
 
+@pytest.mark.slow
 def test_push_pull_and_fetch_across_clones_through_s3(team: Team, s3: S3, tmp_path: Path
                                                       ) -> None:
     bump(team.a, "0.1.0", b"one" * 1000)
@@ -271,6 +272,7 @@ def test_gc_on_s3_keeps_stage_holders_and_slots_records_what_it_removed(team: Te
 # --- never trust the remote -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_tampered_object_in_s3_fails_fetch_and_verify(team: Team, s3: S3, tmp_path: Path
                                                         ) -> None:
     bump(team.a, "0.1.0", b"genuine model bytes" * 100)
@@ -325,6 +327,7 @@ def test_without_the_s3_plugin_init_and_fetch_say_how_to_install_it(
         assert git(other, "rev-parse", "HEAD") == head and not (other / ".mlops").exists()
 
 
+@pytest.mark.slow
 def test_refused_credentials_exit_3_with_a_hint(team: Team, s3: S3, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import moto.settings
@@ -345,6 +348,7 @@ def test_refused_credentials_exit_3_with_a_hint(team: Team, s3: S3, tmp_path: Pa
     assert "m@v0.3.0" not in git(team.a, "tag")
 
 
+@pytest.mark.slow
 def test_an_unreachable_endpoint_exits_3_with_a_hint(team: Team, s3: S3, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     bump(team.a, "0.1.0", b"one")
@@ -366,6 +370,7 @@ def test_an_unreachable_endpoint_exits_3_with_a_hint(team: Team, s3: S3, tmp_pat
     assert doctor.code != 0 and "cannot reach" in doctor.out + doctor.err
 
 
+@pytest.mark.slow
 def test_a_missing_bucket_exits_3_and_init_writes_nothing(team: Team, s3: S3, tmp_path: Path,
                                                           isolated_env: Path) -> None:
     bump(team.a, "0.1.0", b"one")
