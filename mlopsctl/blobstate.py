@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlopsctl import registry as reg
@@ -21,8 +20,6 @@ from mlopsctl.store.remote import load_remote
 
 if TYPE_CHECKING:
     from mlopsctl import manifests as mf
-
-TOMBSTONE_DIR = "mlopsctl-collected"
 
 # Blob states, as `blob_states` reports them and `show` displays them.
 STORED = "stored"
@@ -82,26 +79,20 @@ def tagged_manifests(project: Any, entries: list[reg.VersionEntry]
             for key, doc in tagged_docs(project.ws, entries).items()}
 
 
-def tombstone_path(base: Path, md5: str) -> Path:
-    return base / TOMBSTONE_DIR / md5
-
-
 def tombstone(remote: Any, md5: str) -> dict[str, Any] | None:
-    """gc's record of removing ``md5`` from this (local-directory) remote, or None."""
-    base = remote.local_dir
-    if base is None:
+    """gc's record of removing ``md5`` from this remote (of any kind), or None."""
+    data = remote.read_tombstone(md5)
+    if data is None:
         return None
     try:
-        doc = json.loads(tombstone_path(base, md5).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
+        doc = json.loads(data)
+    except ValueError:
         return {}  # present but unreadable: still collected on purpose
     return doc if isinstance(doc, dict) else {}
 
 
 def was_collected(remote: Any, md5: str) -> bool:
-    """Whether gc removed ``md5`` from this (local-directory) remote on purpose."""
+    """Whether gc removed ``md5`` from this remote on purpose."""
     return tombstone(remote, md5) is not None
 
 

@@ -753,7 +753,7 @@ def _check_remote(scan: _Scan) -> None:
     except MlopsError as exc:
         scan.add(Finding("remote", exc.message, hint=exc.hint or ""))
         return
-    scan.report.blobs_checked = checked if project.remote.direct else None
+    scan.report.blobs_checked = checked
     for name in missing:
         scan.add(Finding("remote", f"the stored blob of {name} is missing from the artifact "
                          f"remote {project.remote.describe()}",

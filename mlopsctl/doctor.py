@@ -129,6 +129,12 @@ def _remote(project) -> Finding:
         remote = project.remote
     except MlopsError as exc:
         return Finding("remote", FAIL, exc.message, exc.hint or "")
+    if not remote.direct:  # a cloud remote: reach it, and say what to fix if it cannot be
+        try:
+            remote.probe()
+        except MlopsError as exc:
+            return Finding("remote", FAIL, exc.message, exc.hint or "")
+        return Finding("remote", OK, f"{remote.describe()} reachable")
     ok, detail = remote.reachable()
     # Not `init --remote`: that changes the team's .dvc/config and orphans every version.
     hint = (f"if the store is at another path on this machine: dvc remote modify --local "

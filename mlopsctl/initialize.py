@@ -30,6 +30,7 @@ class InitResult:
     key_id: str
     key_present: bool
     commit: str | None = None
+    endpoint_url: str | None = None
     changed: list[str] = field(default_factory=list)
     notes_fetch: list[str] = field(default_factory=list)  # git remotes now fetching the notes
 
@@ -47,7 +48,7 @@ def default_remote_url(registry_id: str) -> str:
 
 def init(start: Path | None = None, remote_url: str | None = None,
          force: bool = False, template: str | None = None, ci: str | None = None,
-         model: str | None = None) -> InitResult:
+         model: str | None = None, endpoint_url: str | None = None) -> InitResult:
     ws = Workspace.find(start)
     root = ws.root
     actor = require_identity(root)
@@ -55,6 +56,13 @@ def init(start: Path | None = None, remote_url: str | None = None,
     if busy:
         raise EnvironmentProblem(f"{busy} is in progress", hint="finish or abort it first")
     refs.current_branch(root)
+    if endpoint_url and not (remote_url and remote_url.startswith("s3://")):
+        raise UsageError("--endpoint-url goes with --remote s3://BUCKET/PREFIX (an "
+                         "S3-compatible store such as MinIO)",
+                         hint="mlopsctl init --remote s3://BUCKET/PREFIX --endpoint-url URL")
+    cloud = bool(remote_url) and _local_dir(root, remote_url or "") is None
+    if cloud and not ws.initialized:  # before a key is made: a failure leaves nothing behind
+        _probe(root, REMOTE_NAME, remote_url or "", endpoint_url)
 
     from mlopsctl.store.keys import create_key, has_key
 
@@ -87,8 +95,11 @@ def init(start: Path | None = None, remote_url: str | None = None,
     files.update(scaffold.extra_files(root, template, model or scaffold.DEFAULT_MODEL, ci,
                                       actor.email))
     if remote_url and not created and not force:
-        _refuse_remote_switch(root, config.remote, remote_url)
-    url = _configure_dvc(root, config.remote, remote_url, default_remote_url(config.registry_id))
+        _refuse_remote_switch(root, config.remote, remote_url, endpoint_url)
+    if remote_url and cloud and not created:
+        _probe(root, config.remote, remote_url, endpoint_url)
+    url = _configure_dvc(root, config.remote, remote_url, default_remote_url(config.registry_id),
+                         endpoint_url)
     result_fetch = [r for r in _git_remotes(root) if configure_fetch(root, r)]
     for rel in (".dvc/config", ".dvc/.gitignore", ".dvcignore"):
         path = root / rel
@@ -99,8 +110,11 @@ def init(start: Path | None = None, remote_url: str | None = None,
     if local is not None:
         local.mkdir(parents=True, exist_ok=True)
 
+    from mlopsctl.store.remote import read_dvc_config
+
+    endpoint = read_dvc_config(root).get(f'remote "{config.remote}"', {}).get("endpointurl")
     result = InitResult(root, created, url, key_id, has_key(key_id), changed=sorted(files),
-                        notes_fetch=result_fetch)
+                        notes_fetch=result_fetch, endpoint_url=endpoint)
     if files:
         head = refs.head_commit(root)
         msg = "mlopsctl: initialise the model registry" if created else \
@@ -119,14 +133,17 @@ def _git_remotes(root: Path) -> list[str]:
         return []
 
 
-def _refuse_remote_switch(root: Path, name: str, url: str) -> None:
-    """Switching the team's artifact remote orphans every stored blob: only with --force."""
+def _refuse_remote_switch(root: Path, name: str, url: str, endpoint_url: str | None) -> None:
+    """Switching the team's artifact remote orphans every stored blob: only with --force. So
+    does pointing the same bucket name at another endpoint (another store)."""
     from mlopsctl import registry as reg
     from mlopsctl.store.remote import read_dvc_config
 
-    existing = read_dvc_config(root).get(f'remote "{name}"', {}).get("url")
+    section = read_dvc_config(root).get(f'remote "{name}"', {})
+    existing = section.get("url")
+    same_endpoint = endpoint_url is None or endpoint_url == section.get("endpointurl")
     versions = sum(len(m.active_versions) for m in reg.load(root).models.values())
-    if not existing or existing == url or not versions:
+    if not existing or (existing == url and same_endpoint) or not versions:
         return
     raise UsageError(
         f"the registry's {versions} version(s) are stored in remote '{name}' ({existing}); "
@@ -157,17 +174,32 @@ def _local_dir(root: Path, url: str) -> Path | None:
     return Remote(root, REMOTE_NAME, url).local_dir
 
 
-def _configure_dvc(root: Path, name: str, asked_url: str | None, default_url: str) -> str:
+def _probe(root: Path, name: str, url: str, endpoint_url: str | None) -> None:
+    """Reach a cloud remote before the team is pointed at it: a missing plugin, bucket or
+    credentials is said now (exit 3), with nothing written."""
+    from mlopsctl.store.remote import Remote
+
+    # Without --endpoint-url, the configured one applies only if the URL stays the same.
+    options = (("endpointurl", endpoint_url),) if endpoint_url else ()
+    Remote(root, name, url, options).probe()
+
+
+def _configure_dvc(root: Path, name: str, asked_url: str | None, default_url: str,
+                   endpoint_url: str | None = None) -> str:
     """Initialise DVC if needed and make ``name`` the default remote, with analytics off.
-    Keeps an existing URL unless another is asked for. Returns the remote's URL."""
+    Keeps an existing URL (and its options) unless another is asked for; a new URL starts a
+    fresh section (the old store's options do not apply), with ``endpointurl`` when given: the
+    team's config, since every clone reaches the store there. Returns the remote's URL."""
     from mlopsctl.store.remote import read_dvc_config
 
     current = read_dvc_config(root)
     existing = current.get(f'remote "{name}"', {}).get("url")
+    existing_endpoint = current.get(f'remote "{name}"', {}).get("endpointurl")
     core = current.get("core", {})
     url = asked_url or existing or default_url
     if (root / ".dvc").is_dir() and existing == url and core.get("remote") == name \
-            and core.get("analytics", "").lower() == "false":
+            and core.get("analytics", "").lower() == "false" \
+            and (endpoint_url is None or endpoint_url == existing_endpoint):
         return url
     from dvc.repo import Repo
 
@@ -179,7 +211,11 @@ def _configure_dvc(root: Path, name: str, asked_url: str | None, default_url: st
     try:
         with repo.config.edit("repo") as conf:
             conf["core"]["remote"] = name
-            conf["remote"][name] = {"url": url}
+            section = dict(conf["remote"].get(name, {})) if existing == url else {}
+            section["url"] = url
+            if endpoint_url:
+                section["endpointurl"] = endpoint_url
+            conf["remote"][name] = section
         # A per-user choice: the local (git-ignored) config, not the team's committed one.
         with repo.config.edit("local") as conf:
             conf["core"]["analytics"] = False

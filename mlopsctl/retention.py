@@ -14,9 +14,10 @@ commits), per model:
   whole; ``fetch`` of a collected version fails (exit 3) and ``verify`` reports it as collected.
 
 Removing a blob leaves a tombstone next to the remote's objects
-(``<remote>/mlopsctl-collected/<md5>``, JSON naming the version, when and by whom): it tells
-"collected on purpose" apart from "lost" (``push`` refuses to publish lost blobs, not collected
-ones). Only local-directory remotes are supported for now.
+(``<remote>/mlopsctl-collected/<md5>``, JSON naming the version, when and by whom), written
+before the blob is removed: it tells "collected on purpose" apart from "lost" (``push`` refuses
+to publish lost blobs, not collected ones). Any remote DVC reaches works the same way: a local
+directory in place, S3, GCS, Azure, SSH ... through ``Remote``'s store.
 """
 
 from __future__ import annotations
@@ -30,16 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from mlopsctl import registry as reg
-from mlopsctl.blobstate import (
-    tagged_manifests,
-    tombstone_path,
-)
+from mlopsctl.blobstate import tagged_manifests, was_collected
 from mlopsctl.deploy import derive_slots
 from mlopsctl.errors import CheckFailed, EnvironmentProblem, MlopsError, UsageError
 from mlopsctl.gitops import refs
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.git import GitFailed, git
 from mlopsctl.project import Project
+from mlopsctl.store.remote import Remote
 from mlopsctl.teamsync import fetch_tags
 
 DEFAULT_KEEP_LAST = 5
@@ -48,12 +47,10 @@ DEFAULT_KEEP_LAST = 5
 # --- tombstones -----------------------------------------------------------------------------------
 
 
-def _write_tombstone(base: Path, md5: str, model: str, version: str, actor: str) -> None:
-    from mlopsctl.fsio import atomic_write
-
+def _write_tombstone(remote: Remote, md5: str, model: str, version: str, actor: str) -> None:
     doc = {"md5": md5, "model": model, "version": version.removeprefix("v"), "by": actor,
            "collected_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat()}
-    atomic_write(tombstone_path(base, md5), (json.dumps(doc, sort_keys=True) + "\n").encode())
+    remote.write_tombstone(md5, (json.dumps(doc, sort_keys=True) + "\n").encode())
 
 
 # --- what to keep (pure) --------------------------------------------------------------------------
@@ -133,18 +130,6 @@ class GcResult:
         }
 
 
-def _local_base(project: Project) -> Path:
-    remote = project.remote
-    base: Path | None = remote.local_dir
-    if base is None:
-        raise UsageError(
-            f"gc does not support remote {remote.describe()} yet: only local-directory artifact "
-            "remotes can be collected so far",
-            hint="nothing was removed; remove unneeded objects with the storage's own tools",
-        )
-    return base
-
-
 def _origin_tags(project: Project, result: GcResult) -> None:
     """Bring the team's registry tags from ``origin`` first, so gc decides on the team's state."""
     try:
@@ -184,8 +169,8 @@ def gc(project: Project, keep_last: int = DEFAULT_KEEP_LAST, dry_run: bool = Fal
     if not dry_run:
         project.require_policy_pin()
         project.require_role("gc")
-    base = _local_base(project)
-    result = GcResult(keep_last, dry_run, project.remote.describe())
+    remote = project.remote
+    result = GcResult(keep_last, dry_run, remote.describe())
     with file_lock(project.ws.lock_path):
         if fetch_origin:
             _origin_tags(project, result)
@@ -210,35 +195,35 @@ def gc(project: Project, keep_last: int = DEFAULT_KEEP_LAST, dry_run: bool = Fal
                     kept_md5.add(stored.md5)
                 else:
                     candidates.append(item)
+            present = remote.exists_many(i.md5 for i in candidates if i.md5 not in kept_md5)
             for item in candidates:
                 assert item.md5 is not None
-                path = base / "files" / "md5" / item.md5[:2] / item.md5[2:]
                 if item.md5 in kept_md5:  # the same object serves a kept version too
                     result.kept.append(Item(item.model, item.version, item.md5, item.size,
                                             ("blob shared with a kept version",)))
-                elif not path.is_file():
+                elif not present[item.md5]:
                     result.already_gone.append(item)
                 else:
                     if not dry_run:
-                        _write_tombstone(base, item.md5, item.model, item.version, actor)
-                        try:
-                            os.unlink(path)
-                        except FileNotFoundError:
+                        # The tombstone first: a crash in between leaves a blob that is
+                        # still there (and stays in use), never one gone without a record.
+                        _write_tombstone(remote, item.md5, item.model, item.version, actor)
+                        if not remote.remove(item.md5):
                             result.already_gone.append(item)
                             continue
                     result.removed.append(item)
-        _drop_pointers(project, result, base)
+        _drop_pointers(project, result)
     return result
 
 
-def _drop_pointers(project: Project, result: GcResult, base: Path) -> None:
+def _drop_pointers(project: Project, result: GcResult) -> None:
     """Commit the removal of the collected versions' ``.dvc`` pointers from the branch, so that
     ``dvc pull`` in any clone (a fresh one first) asks only for blobs that exist. The tagged
     commits keep their pointers: the history stays whole."""
     ws = project.ws
     collected = [i for i in result.removed + result.already_gone
                  if i.md5 and ((result.dry_run and i in result.removed)
-                               or tombstone_path(base, i.md5).is_file())]
+                               or was_collected(project.remote, i.md5))]
     try:
         head = refs.head_commit(project.root)
         tracked = set(git(project.root, "ls-tree", "-r", "--name-only", "HEAD", "--",

@@ -180,10 +180,10 @@ def missing_blobs(project: Any, only: set[tuple[str, str]] | None = None
                   ) -> tuple[list[str], int]:
     """Registered versions ('model@1.2.0') whose blob is not in the artifact remote, leaving out
     those gc collected on purpose, and how many versions were checked: all of them, or those
-    in ``only`` ((model, 'v1.2.0') pairs). Only a directly-read local remote can be checked
-    (for any other, ``Remote.exists`` answers True: the blob is checked when fetched)."""
+    in ``only`` ((model, 'v1.2.0') pairs). A cloud remote is asked about every blob, in
+    parallel."""
     remote = project.remote
-    if not remote.direct or (only is not None and not only):
+    if only is not None and not only:
         return [], 0
     registry = reg.load(project.root)
     if only is None:
@@ -193,17 +193,12 @@ def missing_blobs(project: Any, only: set[tuple[str, str]] | None = None
                    if (state := registry.model(model)) is not None
                    for e in state.active_versions if (model, e.version) in only]
     manifests = tagged_manifests(project, entries)
-    missing = []
-    checked = 0
-    for entry in entries:
-        manifest = manifests.get((entry.model, entry.version))
-        if manifest is None:
-            continue
-        checked += 1
-        md5 = manifest.artifact.stored.md5
-        if not remote.exists(md5) and not was_collected(remote, md5):
-            missing.append(f"{entry.model}@{entry.number}")
-    return missing, checked
+    named = [(entry, manifest.artifact.stored.md5) for entry in entries
+             if (manifest := manifests.get((entry.model, entry.version))) is not None]
+    present = remote.exists_many(md5 for _, md5 in named)
+    missing = [f"{entry.model}@{entry.number}" for entry, md5 in named
+               if not present[md5] and not was_collected(remote, md5)]
+    return missing, len(named)
 
 
 ARGS_BUDGET = 256 << 10  # refspec bytes per `git push` (the system's limit is ~2 MB in all)

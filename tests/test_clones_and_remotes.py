@@ -451,12 +451,10 @@ def test_remote_migrate_stops_before_the_switch_on_a_lost_blob(team: Team, tmp_p
     assert not (tmp_path / "new").exists()
 
 
-def test_remote_migrate_refuses_the_same_remote_and_cloud_urls(team: Team) -> None:
+def test_remote_migrate_refuses_the_same_remote(team: Team) -> None:
     bump(team.a, "0.1.0", b"one")
     same = on(team.a, "remote", "migrate", str(store_of(team.a)))
     assert same.code == 2 and "is the registry's remote already" in same.err
-    cloud = on(team.a, "remote", "migrate", "s3://bucket/models")
-    assert cloud.code == 2 and "local-directory remotes only" in cloud.err
 
 
 def test_a_report_made_after_git_fetch_pushes_without_a_pull(team: Team) -> None:

@@ -137,16 +137,6 @@ def test_a_drifted_policy_stops_gc(eight: Path) -> None:
     assert all(blob(eight, v).is_file() for v in VERSIONS)
 
 
-def test_a_cloud_remote_is_refused(eight: Path) -> None:
-    config = eight / ".dvc" / "config"
-    lines = [line if not line.strip().startswith("url") else "    url = s3://bucket/models"
-             for line in config.read_text().splitlines()]
-    config.write_text("\n".join(lines) + "\n")
-    result = run("gc", "--keep-last", "2")
-    assert result.code == 2
-    assert "only local-directory" in result.err and "s3://bucket/models" in result.err
-
-
 def test_gc_decides_on_origins_tags_and_push_still_works_after(eight: Path,
                                                                   tmp_path: Path) -> None:
     shared = tmp_path / "shared.git"

@@ -61,9 +61,6 @@ def command(paths: tuple[str, ...], remote: bool, pre_push: bool, push_remote: s
             print(f"{where + ': ' if where else ''}[{f.check}] {f.message}")
             if f.hint:
                 print(f"    hint: {f.hint}")
-    if remote and report.blobs_checked is None and not as_json:
-        console.note("note: the artifact remote is not a local directory: its blobs are checked "
-                     "when fetched (`mlopsctl verify` reads them all)")
     if codequality:
         ci.write_codequality(Path(codequality), findings)
     checked = f"{report.files} files and {report.tags} tags checked"

@@ -21,8 +21,9 @@ def command(keep_last: int, dry_run: bool, as_json: bool) -> None:
     one commit (push it, so teammates' `dvc pull` asks only for blobs that exist). Tags,
     manifests and tagged commits stay: the history is whole, `verify` reports collected
     versions as such, and fetching one says its blob is gone. Registry tags are fetched
-    from `origin` first, so the decision is made on the team's state. Only local-directory
-    remotes are supported so far.
+    from `origin` first, so the decision is made on the team's state. Works on any artifact
+    remote (a directory, s3://, gs://, azure://, ...): a record of each removal is left beside
+    the remote's objects, so `push` and `verify` know the blob was collected, not lost.
 
     \b
     Example:

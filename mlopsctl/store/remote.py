@@ -3,25 +3,32 @@
 Blobs live in a DVC remote under DVC 3's documented layout ``files/md5/<2 hex>/<30 hex>``, each
 described by a ``.dvc`` pointer that stock ``dvc pull`` understands. A local-directory remote (the
 embedded default) is read and written in place, which keeps ``bump`` and ``fetch`` within a small
-factor of the raw streaming cost; any other remote (s3://, gs://, azure://, ssh://, ...) goes
-through DVC itself, imported only here and only then.
+factor of the raw streaming cost; any other remote (s3://, gs://, azure://, ssh://, ...) is reached
+through the filesystem DVC builds from its config (``store.cloud``, imported only then), with our
+own parallel transfers. gc's tombstones live beside the objects, under ``mlopsctl-collected/``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
+import functools
+import hashlib
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from mlopsctl.errors import EnvironmentProblem
 
-TRANSPORT_ENV = "MLOPSCTL_TRANSPORT"  # "dvc" forces DVC's own push/fetch even for local remotes
+if TYPE_CHECKING:
+    from mlopsctl.store.cloud import CloudStore
+
+# "dvc": read and write a local remote through DVC's filesystem, as a cloud one (for tests)
+TRANSPORT_ENV = "MLOPSCTL_TRANSPORT"
+TOMBSTONE_DIR = "mlopsctl-collected"
 _SECTION_RE = re.compile(r"""^\s*\[\s*'?(?P<name>[^\]']+?)'?\s*\]\s*$""")
 _REMOTE_RE = re.compile(r'^remote\s+"(?P<name>[^"]+)"$')
 
@@ -57,6 +64,9 @@ class Remote:
     root: Path  # the repository
     name: str
     url: str
+    # DVC remote options over the configured ones (e.g. ("endpointurl", URL)): for a remote that
+    # is not in .dvc/config yet, such as the target of `remote migrate`.
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def local_dir(self) -> Path | None:
@@ -75,14 +85,26 @@ class Remote:
     def direct(self) -> bool:
         return self.local_dir is not None and os.environ.get(TRANSPORT_ENV) != "dvc"
 
+    @functools.cached_property
+    def store(self) -> CloudStore:
+        """The remote through DVC's filesystem (any remote that is not read directly)."""
+        from mlopsctl.store.cloud import open_store
+
+        local = self.local_dir
+        return open_store(self.root, self.name, str(local) if local else self.url,
+                          dict(self.options))
+
     def object_path(self, md5: str) -> Path:
         base = self.local_dir
         assert base is not None
         return base / "files" / "md5" / md5[:2] / md5[2:]
 
+    def _key(self, md5: str) -> str:
+        return self.store.key("files", "md5", md5[:2], md5[2:])
+
     def staging_dir(self) -> Path:
         """Where a blob is written while it streams: inside a local remote (so publishing it is
-        a rename), else DVC's tmp dir."""
+        a rename), else DVC's tmp dir (git-ignored), from where it is uploaded."""
         base = self.local_dir if self.direct else None
         path = (base / "tmp-mlopsctl") if base is not None else (self.root / ".dvc" / "tmp")
         path.mkdir(parents=True, exist_ok=True)
@@ -93,7 +115,7 @@ class Remote:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def put(self, blob: Path, md5: str, pointer: Path) -> None:
+    def put(self, blob: Path, md5: str, pointer: Path | None = None) -> None:
         """Make ``blob`` (already named by ``md5``) available in the remote. ``pointer`` is its
         .dvc file in the work tree. Returns only once the data is in the remote."""
         if self.direct:
@@ -114,33 +136,42 @@ class Remote:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
             return
-        self._dvc_push(blob, md5, pointer)
+        key = self._key(md5)
+        if not self.store.exists(key):  # content-addressed: an object there is this blob
+            self.store.upload(blob, key)
 
-    def _dvc_push(self, blob: Path, md5: str, pointer: Path) -> None:
-        cache = self.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-        if not cache.exists():
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(blob, cache.with_suffix(".tmp"))
-            os.replace(cache.with_suffix(".tmp"), cache)
-        repo = _dvc_repo(self.root)
-        try:
-            repo.push(targets=[str(pointer)], remote=self.name)
-        except Exception as exc:  # DVC raises many types; all mean the remote refused
-            raise EnvironmentProblem(
-                f"could not push to remote {self.describe()}: {exc}",
-                hint="check the remote's URL and credentials (`dvc remote list`)",
-            ) from None
-        finally:
-            repo.close()
+    def replace(self, source: Path, md5: str) -> None:
+        """Write the object ``md5`` as a copy of ``source``, replacing whatever is there (a
+        damaged copy): whole or absent at every instant."""
+        if self.direct:
+            _copy(source, self.object_path(md5), mode=0o444)  # as stored objects are: read-only
+        else:
+            self.store.upload(source, self._key(md5))
+
+    def remove(self, md5: str) -> bool:
+        """Remove the object ``md5``; False when it was not there."""
+        if self.direct:
+            try:
+                os.unlink(self.object_path(md5))
+            except FileNotFoundError:
+                return False
+            return True
+        key = self._key(md5)
+        if not self.store.exists(key):
+            return False
+        self.store.remove(key)
+        return True
 
     # --- reading ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def open(self, md5: str, pointer: Path | None = None, what: str = "") -> Iterator[BinaryIO]:
         """Open the stored object ``md5``. EnvironmentProblem when it is missing."""
-        path = self.object_path(md5) if self.direct else self._dvc_fetch(md5, pointer)
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed below
+            if self.direct:
+                fh = cast(BinaryIO, open(self.object_path(md5), "rb"))  # noqa: SIM115
+            else:
+                fh = cast(BinaryIO, self.store.reader(self._key(md5)))
         except FileNotFoundError:
             raise EnvironmentProblem(
                 f"the stored blob of {what or md5} is missing from remote {self.describe()}",
@@ -153,34 +184,100 @@ class Remote:
     def exists(self, md5: str) -> bool:
         if self.direct:
             return self.object_path(md5).is_file()
-        return True  # checked when fetched
+        return self.store.exists(self._key(md5))
 
-    def _dvc_fetch(self, md5: str, pointer: Path | None) -> Path:
-        cache = self.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
-        if cache.exists():
-            return cache
-        if pointer is None:
-            return cache
-        repo = _dvc_repo(self.root)
-        try:
-            with _pushd(self.root):
-                repo.fetch(targets=[str(pointer.relative_to(self.root))], remote=self.name)
-        except Exception as exc:
-            raise EnvironmentProblem(
-                f"could not fetch from remote {self.describe()}: {exc}",
-                hint="check the remote's URL and credentials (`dvc remote list`)",
-            ) from None
-        finally:
-            repo.close()
-        return cache
+    def exists_many(self, md5s: Iterable[str]) -> dict[str, bool]:
+        """md5 -> whether the remote has it; a cloud remote is asked in parallel."""
+        unique = sorted(set(md5s))
+        if self.direct:
+            return {md5: self.object_path(md5).is_file() for md5 in unique}
+        return dict(zip(unique, self.store.exists_many(self._key(m) for m in unique),
+                        strict=True))
+
+    def stored_md5(self, md5: str) -> str:
+        """The md5 of the object ``md5`` as the remote returns it now (re-read in full)."""
+        digest = hashlib.md5(usedforsecurity=False)
+        with self.open(md5) as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    # --- gc's tombstones ----------------------------------------------------------------------
+
+    def read_tombstone(self, md5: str) -> bytes | None:
+        """gc's record of removing ``md5`` from this remote, or None. A cloud remote's records
+        are kept in DVC's (git-ignored) tmp dir once read, so `check` asks for each one once: a
+        record is never withdrawn."""
+        if self.direct:
+            base = self.local_dir
+            assert base is not None
+            try:
+                return (base / TOMBSTONE_DIR / md5).read_bytes()
+            except FileNotFoundError:
+                return None
+            except OSError:
+                return b""  # present but unreadable: still collected on purpose
+        seen = self._seen_tombstone(md5)
+        if seen.is_file():
+            return seen.read_bytes()
+        data = self.store.read_bytes(self.store.key(TOMBSTONE_DIR, md5))
+        if data is not None:
+            _remember(seen, data)
+        return data
+
+    def write_tombstone(self, md5: str, data: bytes) -> None:
+        if self.direct:
+            from mlopsctl.fsio import atomic_write
+
+            base = self.local_dir
+            assert base is not None
+            atomic_write(base / TOMBSTONE_DIR / md5, data)
+            return
+        self.store.write_bytes(self.store.key(TOMBSTONE_DIR, md5), data)
+        _remember(self._seen_tombstone(md5), data)
+
+    def _seen_tombstone(self, md5: str) -> Path:
+        tag = hashlib.sha256(f"{self.url}\0{dict(self.options)}".encode()).hexdigest()[:12]
+        return self.root / ".dvc" / "tmp" / TOMBSTONE_DIR / tag / md5
 
     def reachable(self) -> tuple[bool, str]:
         base = self.local_dir
-        if base is not None:
+        if base is not None and self.direct:
             if base.is_dir() and os.access(base, os.W_OK):
                 return True, str(base)
             return False, f"{base} does not exist or is not writable"
-        return True, f"{self.url} (a cloud remote: not probed offline)"
+        from mlopsctl.errors import MlopsError
+
+        try:
+            return True, self.store.probe()
+        except MlopsError as exc:
+            return False, exc.message + (f" ({exc.hint})" if exc.hint else "")
+
+    def probe(self) -> None:
+        """Raise an EnvironmentProblem saying what to fix unless the remote can be reached."""
+        if not self.direct:
+            self.store.probe()
+
+
+def _remember(path: Path, data: bytes) -> None:
+    from mlopsctl.fsio import atomic_write
+
+    with contextlib.suppress(OSError):  # only a cache: the remote keeps the record
+        atomic_write(path, data, durable=False)
+
+
+def _copy(src: Path, dst: Path, mode: int | None = None) -> None:
+    """Copy through a temp name and a rename: ``dst`` is whole or absent."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(src, tmp)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def pointer_text(out_name: str, md5: str, size: int) -> bytes:
@@ -201,18 +298,11 @@ def load_remote(root: Path, name: str) -> Remote:
 
 
 def _dvc_repo(root: Path):
+    """A DVC Repo (for `dvc pull` of a holdout), with DVC's logging quiet."""
+    import logging
+
     from dvc.repo import Repo
 
     for name in ("dvc", "dvc_data", "dvc_objects"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     return Repo(str(root))
-
-
-@contextlib.contextmanager
-def _pushd(path: Path) -> Iterator[None]:
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
