@@ -266,19 +266,14 @@ def _sweep_staging(staging: Path) -> None:
 
 def _seal(artifact: Path, dest: Path, key: bytes, kid: str, model: str, version: str,
           level: int, reporter: Reporter):
-    from mlopsctl.store.pipeline import encrypt_file
+    from mlopsctl.store.pipeline import seal_file
 
-    size = artifact.stat().st_size
-    reporter.start(f"sealing {artifact.name}", size)
+    reporter.start(f"sealing {artifact.name}", artifact.stat().st_size)
     try:
-        with open(artifact, "rb") as src, open(dest, "wb") as dst:
-            stored = encrypt_file(src, dst, key=key, key_id=kid, model=model, version=version,
-                                  level=level, progress=reporter.advance)
-            dst.flush()
-            os.fsync(dst.fileno())
+        return seal_file(artifact, dest, key=key, key_id=kid, model=model, version=version,
+                         level=level, progress=reporter.advance)
     finally:
         reporter.stop()
-    return stored
 
 
 def _publish(project: Project, req: BumpRequest, actor: Identity, artifact: Path, stored: Any,
