@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -220,6 +221,7 @@ class Row:
     label: str
     command: str
     times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + sys of the process and its children
     rss_kb: list[int] = field(default_factory=list)
     steps: dict[str, list[float]] = field(default_factory=dict)
     error: str | None = None
@@ -232,6 +234,10 @@ class Row:
     @property
     def median(self) -> float:
         return statistics.median(self.times)
+
+    @property
+    def cpu_median(self) -> float | None:
+        return statistics.median(self.cpu) if self.cpu else None
 
     @property
     def peak_rss_mib(self) -> float | None:
@@ -272,6 +278,7 @@ class Bench:
         self.checks: list[tuple[str, str]] = []  # (what, outcome)
         self.targets: list[tuple[str, str, str, str]] = []  # (target, measured, met, scenario)
         self.problems: list[str] = []
+        self.loads: dict[str, list[str]] = {}  # scenario -> load averages as its sets started
         self._rss_file = work / "rss.txt"
         self._wrapper = work / "rsswrap.py"
         self._wrapper.write_text(RSS_WRAPPER)
@@ -279,9 +286,10 @@ class Bench:
     def log(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    def run(self, argv: Argv, cwd: Path, *, rss: bool = False,
-            check: bool = True) -> tuple[float, int | None, subprocess.CompletedProcess[bytes]]:
-        """One timed process. Returns (seconds, peak RSS in KiB or None, completed process)."""
+    def run(self, argv: Argv, cwd: Path, *, rss: bool = False, check: bool = True
+            ) -> tuple[float, int | None, subprocess.CompletedProcess[bytes], float]:
+        """One timed process. Returns (seconds, peak RSS in KiB or None, completed process,
+        CPU seconds: user + sys of the process and the children it waited for)."""
         args = [str(a) for a in argv]
         if rss:
             self._rss_file.unlink(missing_ok=True)
@@ -289,10 +297,12 @@ class Bench:
                 args = [TIME_BIN, "-v", "-o", str(self._rss_file), *args]
             else:
                 args = [PY, str(self._wrapper), str(self._rss_file), *args]
+        cpu0 = _children_cpu()
         t0 = time.perf_counter()
         proc = subprocess.run(args, cwd=cwd, env=self.env, capture_output=True,
                               stdin=subprocess.DEVNULL)
         seconds = time.perf_counter() - t0
+        cpu = _children_cpu() - cpu0
         peak = None
         if rss and self._rss_file.exists():
             text = self._rss_file.read_text()
@@ -301,7 +311,7 @@ class Bench:
         if check and proc.returncode != 0:
             tail = (proc.stderr or b"").decode(errors="replace").strip().splitlines()[-6:]
             raise Failed(f"`{' '.join(args)}` exited {proc.returncode}: " + " | ".join(tail))
-        return seconds, peak, proc
+        return seconds, peak, proc, cpu
 
     def measure(self, scenario: str, label: str, steps: Steps, cwd: Path, runs: int, *,
                 warmup: int = 0, rss: bool = False, setup: Setup | None = None,
@@ -321,7 +331,9 @@ class Bench:
             rows.append(Row(scenario, spec.label, shown, note=spec.note))
         self.rows.extend(rows)
         names = ", ".join(spec.label for spec in specs)
-        self.log(f"[{scenario}] {names}: {warmup} warm-up + {runs} runs"
+        load = load_avg()
+        self.loads.setdefault(scenario, []).append(load)
+        self.log(f"[{scenario}] (load average {load}) {names}: {warmup} warm-up + {runs} runs"
                  + (" (interleaved)" if len(specs) > 1 else "") + " ...")
         last: dict[int, list[subprocess.CompletedProcess[bytes]]] = {}
         for r in range(warmup + runs):
@@ -342,18 +354,20 @@ class Bench:
                 self._fail(row, exc)
                 continue
             self.log(f"    {row.label}: median {row.median * 1000:.1f} ms "
-                     f"(min {min(row.times) * 1000:.1f}, max {max(row.times) * 1000:.1f})")
+                     f"(min {min(row.times) * 1000:.1f}, max {max(row.times) * 1000:.1f}), "
+                     f"CPU {(row.cpu_median or 0) * 1000:.0f} ms")
         return rows
 
     def _one(self, spec: Spec, row: Row, i: int,
              counted: bool) -> list[subprocess.CompletedProcess[bytes]]:
         if spec.setup:
             spec.setup(i)
-        total, peak_kb, procs = 0.0, 0, []
+        total, cpu, peak_kb, procs = 0.0, 0.0, 0, []
         argvs = spec.argvs(i)
         for st in argvs:
-            seconds, peak, proc = self.run(st, spec.cwd, rss=spec.rss)
+            seconds, peak, proc, used = self.run(st, spec.cwd, rss=spec.rss)
             total += seconds
+            cpu += used
             peak_kb = max(peak_kb, peak or 0)
             procs.append(proc)
             if counted and len(argvs) > 1:
@@ -361,10 +375,11 @@ class Bench:
                 row.steps.setdefault(key, []).append(seconds)
         if counted:
             row.times.append(total)
+            row.cpu.append(cpu)
             if spec.rss and peak_kb:
                 row.rss_kb.append(peak_kb)
         if self.verbose:
-            self.log(f"    {row.label} run {i + 1}: {total * 1000:.1f} ms"
+            self.log(f"    {row.label} run {i + 1}: {total * 1000:.1f} ms, CPU {cpu * 1000:.0f} ms"
                      + (f", peak RSS {peak_kb / 1024:.0f} MiB" if spec.rss else "")
                      + ("" if counted else " (warm-up)"))
         return procs
@@ -379,6 +394,13 @@ class Bench:
         self.targets.append((text, measured, verdict, scenario))
 
 
+def _children_cpu() -> float:
+    """User + system seconds of every child waited for so far (one process's CPU is the
+    difference around it: what a busy machine's queueing does not inflate as much)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _short(arg: object) -> str:
     """An argument as shown in the results: the venv's entry points by name."""
     s = str(arg)
@@ -389,6 +411,13 @@ def _short(arg: object) -> str:
 def ratio(a: Row, b: Row) -> float | None:
     if a.ok and b.ok and b.median > 0:
         return a.median / b.median
+    return None
+
+
+def cpu_ratio(a: Row, b: Row) -> float | None:
+    """Ratio of median CPU times (user + sys): less inflated than wall time by a busy machine."""
+    if a.ok and b.ok and a.cpu_median is not None and b.cpu_median:
+        return a.cpu_median / b.cpu_median
     return None
 
 
@@ -686,6 +715,9 @@ class ArtifactState:
     floor_row: Row | None = None
 
 
+ARTIFACT_TARGET = 1.3  # bump and fetch of 100 MiB against their floors (issue 13)
+
+
 def scenario_bump(b: Bench, quick: bool, cache: Path, st: ArtifactState) -> None:
     sc = "3. bump"
     size = 100 * MiB
@@ -762,9 +794,10 @@ def scenario_bump(b: Bench, quick: bool, cache: Path, st: ArtifactState) -> None
                        drepo, 1 if quick else 3, warmup=1, rss=True, setup=mutate)
         dv.note = f"{fmt_ratio(ratio(dv, bm))} mlopsctl bump"
     r = ratio(bm, fl)
-    bm.note = (bm.note + "; " if bm.note else "") + f"{fmt_ratio(r)} the floor"
-    b.target(sc, "`mlopsctl bump` (100 MiB) ≤ 1.5× the one-pass floor", fmt_ratio(r),
-             (r <= 1.5) if r is not None else False)
+    bm.note = (bm.note + "; " if bm.note else "") + f"{fmt_ratio(r)} the floor" \
+        f" (CPU {fmt_ratio(cpu_ratio(bm, fl))})"
+    b.target(sc, f"`mlopsctl bump` (100 MiB) ≤ {ARTIFACT_TARGET}× the one-pass floor",
+             fmt_ratio(r), (r <= ARTIFACT_TARGET) if r is not None else False)
 
     if quick:
         b.target(sc, "`mlopsctl bump` peak RSS on a 1 GiB artifact ≤ 200 MB",
@@ -783,7 +816,7 @@ def scenario_bump(b: Bench, quick: bool, cache: Path, st: ArtifactState) -> None
     Path(str(big_blob) + ".meta").unlink(missing_ok=True)
     bb = b.measure(sc, "mlopsctl bump (1 GiB)",
                    [[MLOPSCTL, "bump", "big", "--artifact", "weights-1g.f32"]], repo, 1, rss=True)
-    bb.note = f"{fmt_ratio(ratio(bb, fb))} the floor"
+    bb.note = f"{fmt_ratio(ratio(bb, fb))} the floor (CPU {fmt_ratio(cpu_ratio(bb, fb))})"
     peak = bb.peak_rss_mib
     b.target(sc, "`mlopsctl bump` peak RSS on a 1 GiB artifact ≤ 200 MB",
              f"{peak:.0f} MiB ({peak * 1.048576:.0f} MB)" if peak else "failed",
@@ -823,11 +856,12 @@ def scenario_fetch(b: Bench, quick: bool, st: ArtifactState) -> None:
     if st.bump_repo and st.version:
         fm = rows[-1]
         r = ratio(fm, fl) if fl else None
-        fm.note = f"{fmt_ratio(r)} the floor; output sha256 checked"
-        b.target(sc, "`mlopsctl fetch` (100 MiB) ≤ 1.5× the one-pass floor", fmt_ratio(r),
-                 (r <= 1.5) if r is not None else False)
+        rc = cpu_ratio(fm, fl) if fl else None
+        fm.note = f"{fmt_ratio(r)} the floor (CPU {fmt_ratio(rc)}); output sha256 checked"
+        b.target(sc, f"`mlopsctl fetch` (100 MiB) ≤ {ARTIFACT_TARGET}× the one-pass floor",
+                 fmt_ratio(r), (r <= ARTIFACT_TARGET) if r is not None else False)
     else:
-        b.target(sc, "`mlopsctl fetch` (100 MiB) ≤ 1.5× the one-pass floor",
+        b.target(sc, f"`mlopsctl fetch` (100 MiB) ≤ {ARTIFACT_TARGET}× the one-pass floor",
                  "not run (no version from scenario 3)", False)
         fm = None
     if st.dvc_repo:
@@ -950,7 +984,7 @@ def scenario_validate(b: Bench, quick: bool) -> None:
     # Same work? The report's recomputed metrics must equal the bare script's (one untimed
     # `validate --json` run, after the timed ones).
     try:
-        _, _, proc = b.run([*validate, "--json"], repo)
+        _, _, proc, _ = b.run([*validate, "--json"], repo)
         report = json.loads(proc.stdout)
         bare_out = json.loads(outputs["bare"])
         mine = {k: v["recomputed"] for k, v in report["metrics"].items()}
@@ -1029,17 +1063,21 @@ def render(b: Bench, quick: bool, versions: dict[str, str], elapsed: float,
     lines += ["", "## Timings", ""]
     for sc in scenarios:
         lines += [f"### {sc}", "",
-                  "| command | runs | median | min | max | peak RSS | notes |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+                  "| command | runs | median | min | max | CPU (median) | peak RSS | notes |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+        if b.loads.get(sc):
+            lines[-2:-2] = [f"Load average (1/5/15 min) as each set of runs started: "
+                            f"{', '.join(b.loads[sc])}.", ""]
         for row in (r for r in b.rows if r.scenario == sc):
             if row.ok:
                 rss = f"{row.peak_rss_mib:.0f} MiB" if row.peak_rss_mib else "—"
+                cpu = fmt_ms(row.cpu_median) if row.cpu_median is not None else "—"
                 lines.append(f"| `{row.label}` | {len(row.times)} | {fmt_ms(row.median)} | "
-                             f"{fmt_ms(min(row.times))} | {fmt_ms(max(row.times))} | {rss} | "
-                             f"{row.note} |")
+                             f"{fmt_ms(min(row.times))} | {fmt_ms(max(row.times))} | {cpu} | "
+                             f"{rss} | {row.note} |")
             else:
                 err = (row.error or "no runs").replace("|", "\\|")
-                lines.append(f"| `{row.label}` | — | — | — | — | — | FAILED: {err[:300]} |")
+                lines.append(f"| `{row.label}` | — | — | — | — | — | — | FAILED: {err[:300]} |")
         steps = [r for r in b.rows if r.scenario == sc and r.steps]
         for row in steps:
             parts = ", ".join(f"`{k}` {fmt_ms(statistics.median(v))}" for k, v in row.steps.items())

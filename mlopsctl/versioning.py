@@ -26,6 +26,7 @@ from mlopsctl.fsio import atomic_write, file_lock, sha256_file
 from mlopsctl.gitops import refs
 from mlopsctl.gitops import tags as T
 from mlopsctl.gitops.identity import Identity, repo_busy
+from mlopsctl.headstart import HeadStart, plan_version, seal_inputs
 from mlopsctl.lineage import data_hash
 from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
@@ -135,20 +136,7 @@ def _display_path(root: Path, path: Path) -> str:
 
 def _plan(registry: reg.Registry, req: BumpRequest) -> tuple[semver.Version, str | None]:
     """(version to register, parent version) from the registry and the request."""
-    state = registry.model(req.model)
-    existing = registry.taken_versions(req.model)
-    parent = state.latest.number if state and state.latest else None
-    if req.version:
-        wanted = semver.parse(req.version)
-        if wanted.tag in existing:
-            raise UsageError(
-                f"{req.model} already has version {wanted}",
-                hint="versions are immutable: pick another, e.g. `--patch` "
-                f"(mlopsctl show {req.model})",
-            )
-        return wanted, parent
-    current = semver.greatest([semver.parse(v) for v in existing])
-    return semver.bump(current, req.part or "minor"), parent
+    return plan_version(registry, req.model, req.version, req.part)
 
 
 def _tag_message(manifest: mf.VersionManifest, actor: Identity) -> str:
@@ -197,7 +185,10 @@ def check_inputs(root: Path, req: BumpRequest, card: mf.ModelCard | None) -> Pat
     return artifact
 
 
-def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -> BumpResult:
+def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None,
+         head: HeadStart | None = None) -> BumpResult:
+    """Register the next version of ``req.model``. ``head``, a head start the command made
+    (mlopsctl.headstart), is used if it sealed exactly what this bump would seal."""
     reporter = reporter or Reporter()
     T.check_name(req.model)
     ws = project.ws
@@ -224,7 +215,13 @@ def bump(project: Project, req: BumpRequest, reporter: Reporter | None = None) -
     for attempt in range(MAX_ATTEMPTS):
         blob_path = staging / f"{T.path_part(req.model)}-{version}-{os.getpid()}.blob"
         try:
-            stored = _seal(artifact, blob_path, key, kid, req.model, str(version), level, reporter)
+            early = head.claim(seal_inputs(artifact, key, kid, req.model, str(version), level,
+                                           staging), reporter) if head else None
+            if early is not None:
+                blob_path, stored = early
+            else:
+                stored = _seal(artifact, blob_path, key, kid, req.model, str(version), level,
+                               reporter)
             with file_lock(ws.lock_path, on_wait=lambda: reporter.note("waiting for another "
                                                                         "mlopsctl process...")):
                 registry = reg.load(root)
@@ -266,19 +263,14 @@ def _sweep_staging(staging: Path) -> None:
 
 def _seal(artifact: Path, dest: Path, key: bytes, kid: str, model: str, version: str,
           level: int, reporter: Reporter):
-    from mlopsctl.store.pipeline import encrypt_file
+    from mlopsctl.store.pipeline import seal_file
 
-    size = artifact.stat().st_size
-    reporter.start(f"sealing {artifact.name}", size)
+    reporter.start(f"sealing {artifact.name}", artifact.stat().st_size)
     try:
-        with open(artifact, "rb") as src, open(dest, "wb") as dst:
-            stored = encrypt_file(src, dst, key=key, key_id=kid, model=model, version=version,
-                                  level=level, progress=reporter.advance)
-            dst.flush()
-            os.fsync(dst.fileno())
+        return seal_file(artifact, dest, key=key, key_id=kid, model=model, version=version,
+                         level=level, progress=reporter.advance)
     finally:
         reporter.stop()
-    return stored
 
 
 def _publish(project: Project, req: BumpRequest, actor: Identity, artifact: Path, stored: Any,

@@ -33,6 +33,19 @@ def test_import_loads_no_heavy_dependency(module: str, tmp_path: Path) -> None:
     assert proc.stdout.strip() == "[]"
 
 
+def test_what_bump_needs_before_sealing_imports_light(tmp_path: Path) -> None:
+    """bump's head start (key, remote, registry, pipeline, YAML) runs before the slow imports:
+    it loads neither pydantic nor the manifest models, nor logging (only DVC's path needs it)."""
+    code = ("import sys, mlopsctl.cli, mlopsctl.headstart, mlopsctl.registry, mlopsctl.store.keys,"
+            " mlopsctl.store.pipeline, mlopsctl.store.remote, yaml; "
+            "print(sorted(m for m in ('pydantic', 'mlopsctl.manifests', 'logging')"
+            " if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_help_in_a_subprocess_lists_every_command(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "mlopsctl"
     proc = subprocess.run([str(script), "--help"], cwd=tmp_path, capture_output=True,

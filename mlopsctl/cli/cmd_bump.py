@@ -73,30 +73,42 @@ def command(model: str, artifact: Path | None, major: bool, minor: bool, patch: 
         raise UsageError(f"--version and --{parts[0]} conflict: give one of them",
                          hint=f"mlopsctl bump {model} --version {version}")
     part = parts[0] if parts else None
-    from mlopsctl.project import Project
-    from mlopsctl.versioning import BumpRequest, bump, read_mapping, read_metrics
+    head = None
+    if not dry_run:
+        from mlopsctl.headstart import start_seal
 
-    if metrics is not None and not metrics.is_file():
-        raise UsageError(f"metrics file {metrics} does not exist")
-    req = BumpRequest(
-        model=model, artifact=artifact, part=part, version=version,
-        metrics=read_metrics(metrics) if metrics else {},
-        params=read_mapping(params, "params") if params else {},
-        data=data, config_file=config_file, message=message, holdout=holdout, target=target,
-        card={k: v for k, v in (("description", description), ("owner", owner),
-                                ("intended_use", intended_use)) if v is not None},
-    )
-    project = Project.open()
-    if dry_run:
-        from mlopsctl.planning import preview
+        # The artifact streams on a worker thread while the rest of this command imports and
+        # validates; bump() takes the result only if it sealed exactly what it would seal.
+        head = start_seal(model, artifact, version, part)
+    try:
+        from mlopsctl.project import Project
+        from mlopsctl.versioning import BumpRequest, bump, read_mapping, read_metrics
 
-        plan = preview(project, req)
-        if as_json:
-            console.emit_json(plan.to_json())
-        else:
-            render_preview(plan)
-        return
-    result = bump(project, req, console.ProgressReporter())
+        if metrics is not None and not metrics.is_file():
+            raise UsageError(f"metrics file {metrics} does not exist")
+        req = BumpRequest(
+            model=model, artifact=artifact, part=part, version=version,
+            metrics=read_metrics(metrics) if metrics else {},
+            params=read_mapping(params, "params") if params else {},
+            data=data, config_file=config_file, message=message, holdout=holdout,
+            target=target,
+            card={k: v for k, v in (("description", description), ("owner", owner),
+                                    ("intended_use", intended_use)) if v is not None},
+        )
+        project = Project.open()
+        if dry_run:
+            from mlopsctl.planning import preview
+
+            plan = preview(project, req)
+            if as_json:
+                console.emit_json(plan.to_json())
+            else:
+                render_preview(plan)
+            return
+        result = bump(project, req, console.ProgressReporter(), head=head)
+    finally:
+        if head is not None:
+            head.discard()  # whatever bump did not take
     m = result.manifest
     from mlopsctl.planning import never_passes
 
