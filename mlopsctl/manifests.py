@@ -18,6 +18,9 @@ from mlopsctl.errors import EnvironmentProblem
 from mlopsctl.fsio import atomic_write
 
 SCHEMA_VERSION = 1
+HEX_MD5 = r"[0-9a-f]{32}"  # an md5 names the blob's path in the remote: nothing else may
+MD5 = rf"^{HEX_MD5}$"
+SHA256 = r"^[0-9a-f]{64}$"
 M = TypeVar("M", bound="Strict")
 
 try:  # libyaml is 10x faster; fall back to pure Python where it is missing
@@ -175,21 +178,22 @@ class Stored(Strict):
     cipher: str
     key_id: str | None = None
     size: int
-    md5: str  # DVC's object id in the remote
+    md5: str = Field(pattern=MD5)  # DVC's object id in the remote: it names a path there
 
 
 class ArtifactInfo(Strict):
     path: str  # original file name, relative to the repo when inside it
     format: str
-    sha256: str
+    sha256: str = Field(pattern=SHA256)
     size: int
     stored: Stored
 
 
 class FileHash(Strict):
     path: str
-    sha256: str
-    md5: str | None = None  # a directory: DVC's hash of it ('<md5>.dir')
+    sha256: str = Field(pattern=SHA256)
+    # a directory: DVC's hash of it ('<md5>.dir')
+    md5: str | None = Field(default=None, pattern=rf"^{HEX_MD5}(\.dir)?$")
 
 
 class Lineage(Strict):

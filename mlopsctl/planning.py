@@ -154,9 +154,10 @@ def preview(project: Project, req: V.BumpRequest) -> Preview:
         model=req.model, version=str(version), parent_version=parent, created_at="",
         created_by="", message=req.message, metrics=req.metrics, lineage=lineage,
         config_file=config, policy_hash=project.config.constitutional_hash,
-        artifact=mf.ArtifactInfo(path=V._display_path(root, artifact), format=fmt, sha256="",
-                                 size=size, stored=mf.Stored(codec="zstd", level=0,
-                                                             cipher="", size=0, md5="")))
+        # hashes unknown before the stream: placeholders the schema would rightly refuse
+        artifact=mf.ArtifactInfo.model_construct(
+            path=V._display_path(root, artifact), format=fmt, sha256="", size=size,
+            stored=mf.Stored.model_construct(codec="zstd", level=0, cipher="", size=0, md5="")))
     actor = find_identity(root)
     new_card, changes = _card_after(card, req, root, artifact, actor.email if actor else "")
     policy = mf.load(project.ws.policy_path, mf.Policy, ".mlops/policy.yaml")

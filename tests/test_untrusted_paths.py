@@ -150,3 +150,36 @@ def test_an_unknown_environment_is_a_usage_error(registry: Path, command: str) -
     assert not (registry / ".mlops" / "deploy" / "nosuch").exists()
     assert json.loads(run("status", "--env", "staging", "--json").out)[0]["environment"] \
         == "staging"
+
+
+def test_a_manifest_whose_md5_is_a_path_names_no_object(registry: Path, tmp_path: Path) -> None:
+    """The stored md5 names the blob's path in the remote: a manifest committed and tagged with
+    `../..` in it would send fetch, verify and gc outside the remote. The schema takes only 32
+    hex digits, and the remote refuses anything else whatever reads it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("not a blob")
+    manifest = registry / ".mlops" / "models" / "evil" / "versions" / "0.1.0.yaml"
+    registered(registry)
+    text = (registry / ".mlops" / "models" / "m" / "versions" / "0.1.0.yaml").read_text()
+    md5 = text.split("md5: ", 1)[1].split()[0]
+    hostile = text.replace("model: m", "model: evil").replace(
+        f"md5: {md5}", f"md5: '{'../' * 12}{str(outside / 'secret').lstrip('/')}'")
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(hostile)
+    git(registry, "add", str(manifest))
+    git(registry, "commit", "-q", "-m", "a hostile manifest")
+    git(registry, "tag", "-a", "-m", "by hand", "evil@v0.1.0", "HEAD")
+    for args in (["fetch", "evil@0.1.0", "-o", str(tmp_path / "out.bin")],
+                 ["verify", "evil@0.1.0"]):
+        result = run(*args)
+        assert result.code in (1, 3), result
+        assert "md5" in result.err, result.err
+        assert not (tmp_path / "out.bin").exists()
+    assert (outside / "secret").read_text() == "not a blob"
+    from mlopsctl.errors import EnvironmentProblem
+    from mlopsctl.store.remote import object_id
+
+    with pytest.raises(EnvironmentProblem):
+        object_id("../" * 3 + "a" * 29)
+    assert object_id("0" * 32) == "0" * 32

@@ -59,6 +59,21 @@ def read_dvc_config(root: Path) -> dict[str, dict[str, str]]:
     return merged
 
 
+_MD5 = re.compile(r"[0-9a-f]{32}")
+
+
+def object_id(md5: str) -> str:
+    """``md5`` if it is one (32 lowercase hex digits), the only thing that may name an object
+    in the remote: it comes from manifests, pointers and tombstones anyone can write, and
+    ``../..`` in it would name a path outside the remote."""
+    if not isinstance(md5, str) or not _MD5.fullmatch(md5):
+        raise EnvironmentProblem(f"{str(md5)[:80]!r} is not an md5: it cannot name an object "
+                                 "in the artifact remote",
+                                 hint="the manifest or pointer naming it was edited: restore it "
+                                 "from git (mlopsctl check names the file)")
+    return md5
+
+
 @dataclass(frozen=True)
 class Remote:
     root: Path  # the repository
@@ -97,9 +112,11 @@ class Remote:
     def object_path(self, md5: str) -> Path:
         base = self.local_dir
         assert base is not None
+        md5 = object_id(md5)
         return base / "files" / "md5" / md5[:2] / md5[2:]
 
     def _key(self, md5: str) -> str:
+        md5 = object_id(md5)
         return self.store.key("files", "md5", md5[:2], md5[2:])
 
     def staging_dir(self) -> Path:
@@ -208,6 +225,7 @@ class Remote:
         """gc's record of removing ``md5`` from this remote, or None. A cloud remote's records
         are kept in DVC's (git-ignored) tmp dir once read, so `check` asks for each one once: a
         record is never withdrawn."""
+        md5 = object_id(md5)
         if self.direct:
             base = self.local_dir
             assert base is not None
@@ -226,6 +244,7 @@ class Remote:
         return data
 
     def write_tombstone(self, md5: str, data: bytes) -> None:
+        md5 = object_id(md5)
         if self.direct:
             from mlopsctl.fsio import atomic_write
 
@@ -237,6 +256,7 @@ class Remote:
         _remember(self._seen_tombstone(md5), data)
 
     def _seen_tombstone(self, md5: str) -> Path:
+        md5 = object_id(md5)
         tag = hashlib.sha256(f"{self.url}\0{dict(self.options)}".encode()).hexdigest()[:12]
         return self.root / ".dvc" / "tmp" / TOMBSTONE_DIR / tag / md5
 
