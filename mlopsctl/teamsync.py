@@ -352,10 +352,20 @@ def fetch_tags(root: Path, remote: str, notes: bool = False) -> TagFetch:
     if refspecs:  # on stdin: a first pull of 100,000 tags would not fit on a command line
         try:
             git(root, "fetch", "--no-tags", "--no-write-fetch-head", "--quiet", "--stdin",
-                remote, input=("\n".join(refspecs) + "\n").encode(), env=NO_PROMPT)
+                *_negotiation_tips(root), remote,
+                input=("\n".join(refspecs) + "\n").encode(), env=NO_PROMPT)
         except GitFailed as exc:
             raise _unreachable(remote, exc.stderr) from None
     return result
+
+
+def _negotiation_tips(root: Path) -> list[str]:
+    """What git tells the remote we have: HEAD and the notes. By default it names every ref,
+    and with 100,000 tags that negotiation costs more than the fetch (3.7 s against 1.6 s for
+    one new tag); the tagged commits are on the branch, the reports on the notes."""
+    tips = [ref for ref in ("HEAD", NOTES_REF)
+            if git_ok(root, "rev-parse", "-q", "--verify", f"{ref}^{{commit}}")]
+    return [f"--negotiation-tip={ref}" for ref in tips]
 
 
 @dataclass
