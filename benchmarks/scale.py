@@ -58,11 +58,13 @@ FULL_READ = ("%(refname)%00%(objecttype)%00%(objectname)%00%(*objectname)%00%(*o
              "%00%(taggername)%00%(taggeremail)%00%(taggerdate:unix)%00%(taggerdate:raw)"
              "%00%(*committerdate:unix)%00%(contents)%00%(contents:signature)%00")
 # mlopsctl in-process, reporting its own peak RSS (the tree's includes git's, which maps packs)
-SELF_RSS = ("import resource, sys\n"
+# (the high-water mark of this address space: ru_maxrss would count the benchmark's own memory,
+# shared by the fork before exec)
+SELF_RSS = ("import sys\n"
             "from mlopsctl.cli import main\n"
             "code = main(sys.argv[1:])\n"
-            "sys.stderr.write('\\nself-rss-kb %d\\n' % "
-            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+            "sys.stderr.write('\\nself-rss-kb %s\\n' % (hwm[0].split()[1] if hwm else '0'))\n"
             "raise SystemExit(code)\n")
 INDEX = Path(".git") / "mlopsctl" / "tag-index"
 
@@ -258,16 +260,27 @@ def sync_path(t: Timer, work: Path, size: int, env: dict[str, str], runs: int) -
         t0 = time.perf_counter()
         run([GIT, "push", "-q", "origin", "main", "refs/tags/*:refs/tags/*"], repo, env)
         first = time.perf_counter() - t0
+        run([GIT, "pack-refs", "--all"], bare, env)  # as a server's gc leaves them
         run([GIT, "clone", "-q", str(bare), str(other)], work, env)
         run([MLOPSCTL, "pull"], other, env)
     else:
         first = float("nan")
+    head = run([GIT, "rev-parse", "HEAD"], repo, env).stdout.decode().strip()
     for i in range(runs):
         model_file(repo, seed=100 + i)
         run([MLOPSCTL, "bump", "pushed", "--artifact", "model.pkl"], repo, env)
         t.one(f"push one new version [{size}]", [MLOPSCTL, "push"], repo)
         t.one(f"pull one new version [{size}]", [MLOPSCTL, "pull"], other)
-    return f"`git push` of the whole registry to an empty bare remote: {ms(first)}"
+        # the floors: git itself sending and fetching one new tag between the same repositories
+        name = f"floor-{os.getpid()}-{i}@v0.1.0"
+        run([GIT, "tag", "-a", "-m", "floor", name, head], repo, env)
+        t.one(f"git push of one tag (floor) [{size}]",
+              [GIT, "push", "-q", "origin", f"refs/tags/{name}"], repo)
+        t.one(f"git fetch of one tag (floor) [{size}]",
+              [GIT, "fetch", "-q", "--no-tags", "origin", f"refs/tags/{name}:refs/tags/{name}"],
+              other)
+    return (f"`git push` of the whole registry to an empty bare remote: {ms(first)}; the bare "
+            "remote's refs then packed, as a server's gc leaves them")
 
 
 def report(t: Timer, sizes: list[int], reads: dict[int, dict[str, object]],

@@ -388,3 +388,23 @@ def test_a_fetch_of_many_tags_rebuilds_instead(tags_repo: Path,
     assert agree(tags_repo) == "rebuild"
     tag(tags_repo, "bulk0@v0.2.0", head, 1_700_002_100)
     assert agree(tags_repo) == "refresh"
+
+
+def test_a_loose_tag_beside_packed_ones(tags_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """packed-refs unchanged: only the loose refs are compared, the packed ones looked up in its
+    text, and its section copied into the new index; every name is still listed."""
+    no_racy_window(monkeypatch)
+    git(tags_repo, "pack-refs", "--all")
+    agree(tags_repo)
+    head = git(tags_repo, "rev-parse", "HEAD")
+    tag(tags_repo, "churn@v5.0.0", head, 1_700_003_000)  # new, loose
+    tag(tags_repo, "fraud@v0.1.0", head, 1_700_003_001, force=True)  # a packed one, shadowed
+    assert agree(tags_repo) == "refresh"
+    index = TagIndex.open(tags_repo, tags_repo / ".git", reg.SECTIONS)
+    assert index.status == "hit"
+    listed = set(git(tags_repo, "tag", "-l").split())
+    assert set(index.tag_names()) == listed
+    git(tags_repo, "tag", "-d", "churn@v5.0.0")  # loose only: packed-refs keeps its stamp
+    assert agree(tags_repo) == "refresh"
+    assert set(TagIndex.open(tags_repo, tags_repo / ".git", reg.SECTIONS).tag_names()) == \
+        listed - {"churn@v5.0.0"}

@@ -517,25 +517,31 @@ class TagIndex:
         old_loose = {n: v[1] for n, v in stored.items()}
         packed_same = state is not None and not header["packed_racy"] and \
             _same(header["packed"], state.packed)
-        packed, loose = self._listing(state, header)
+        loose = self._loose_now(state, header)
+        packed: dict[str, str] | None = None
         if packed_same and not _has_symrefs(old_loose) and not _has_symrefs(loose):
-            # Only loose refs changed: compare just their names (a new tag costs what it is,
-            # not a pass over 100,000 names).
+            # Only loose refs changed: compare just their names, looked up in packed-refs'
+            # unchanged text (a new tag costs what it is, not a pass over 100,000 names).
+            lookup = _PackedText(self.git_dir)
             now: dict[str, str] = {}
             changed = set()
             for name in old_loose.keys() | loose.keys():
-                before, after = _one(name, packed, old_loose), _one(name, packed, loose)
+                before, after = _one(name, lookup, old_loose), _one(name, lookup, loose)
                 if before != after:
                     changed.add(name)
                 if after is not None:
                     now[name] = after
+            total = header.get("count", 0) + len(loose)
         else:
+            packed = self._packed_section(header) if packed_same else \
+                _listing_from_git(self.root) if state is None else _read_packed(self.git_dir)
             old = _effective(self._packed_section(header), old_loose)
             now = _effective(packed, loose)
             changed = {n for n in old.keys() | now.keys() if old.get(n) != now.get(n)}
+            total = len(packed) + len(loose)
         if state is None and not changed:
             return False  # reftable: the listing is the stamp
-        if len(changed) > REBUILD_ABOVE and len(changed) * 4 > len(packed) + len(loose):
+        if len(changed) > REBUILD_ABOVE and len(changed) * 4 > total:
             raise _Rebuild  # a fetch of many tags: streaming them all costs less memory
         self.status = "refresh"
         touched: dict[str, list[str]] = {}
@@ -556,7 +562,8 @@ class TagIndex:
             pairs = _finish(self.root, self.git_dir, _parsed(records),
                             {n: inner[n] for n in names if n in inner})
             self._add(writer, model, pairs)
-        self._finish_writing(writer, state, packed, loose)
+        self._finish_writing(writer, state, packed if packed is not None
+                             else header["packed_section"], loose, header.get("count", 0))
         return True
 
     def _packed_section(self, header: dict[str, Any]) -> dict[str, str]:
@@ -565,13 +572,13 @@ class TagIndex:
             raise _Corrupt("packed section")
         return packed
 
-    def _listing(self, state: RefsState | None, header: dict[str, Any] | None
-                 ) -> tuple[dict[str, str], dict[str, str]]:
-        """(packed, loose) name -> id as they are now. A loose ref whose stamp matches a
-        non-racy one in ``header`` is not read again; nor is packed-refs. A loose ref that
-        cannot be read is listed with the id '' (no tag, but a stamp to compare)."""
-        if state is None:  # reftable: git lists, nothing is loose
-            return _listing_from_git(self.root), {}
+    def _loose_now(self, state: RefsState | None, header: dict[str, Any] | None
+                   ) -> dict[str, str]:
+        """Loose tag refs, name -> id, as they are now. One whose stamp matches a non-racy one
+        in ``header`` is not read again; one that cannot be read is listed with the id '' (no
+        tag, but a stamp to compare). A reftable repository has none."""
+        if state is None:
+            return {}
         stored: dict[str, tuple[Stamp, str]] = header["loose"] if header else {}
         racy_before = set(header["racy"]) if header else set()
         loose: dict[str, str] = {}
@@ -581,12 +588,7 @@ class TagIndex:
                 loose[name] = seen[1]
             else:
                 loose[name] = _read_loose(self.git_dir, name) or ""
-        if header is not None and not header["packed_racy"] and \
-                _same(header["packed"], state.packed):
-            packed = self._packed_section(header)
-        else:
-            packed = _read_packed(self.git_dir)
-        return packed, loose
+        return loose
 
     def _read_records(self, wanted: dict[str, str]
                       ) -> tuple[dict[str, TagRecord], dict[str, str], bool]:
@@ -614,7 +616,8 @@ class TagIndex:
         through one ``git cat-file --batch`` in model order, each model derived as soon as
         its last tag has arrived (so memory holds one model's records at a time)."""
         self.status = "rebuild"
-        packed, loose = self._listing(state, None)
+        loose = self._loose_now(state, None)
+        packed = _listing_from_git(self.root) if state is None else _read_packed(self.git_dir)
         now = _effective(packed, loose)
         groups: dict[str, list[tuple[str, T.TagEvent]]] = {}
         for name in now:
@@ -648,10 +651,13 @@ class TagIndex:
                 self._add(writer, model, pairs)
         for _ in objects:  # drain the stream (it ends before the listing only on a race)
             pass
-        self._finish_writing(writer, state, packed, loose)
+        self._finish_writing(writer, state, packed, loose, len(packed))
 
     def _finish_writing(self, writer: _Writer, state: RefsState | None,
-                        packed: dict[str, str], loose: dict[str, str]) -> None:
+                        packed: dict[str, str] | tuple[int, int, bytes],
+                        loose: dict[str, str], count: int) -> None:
+        """The header, and the packed listing: ``packed`` as a map, or the place of the open
+        index's own section when packed-refs is unchanged (copied, not loaded)."""
         header: dict[str, Any] = {
             "key": self.key,
             "packed": state.packed if state is not None else None,
@@ -659,10 +665,22 @@ class TagIndex:
             "racy": sorted(state.racy_names()) if state is not None else [],
             "loose": {n: (state.loose[n], oid) for n, oid in loose.items()
                       if state is not None and n in state.loose},
+            "count": count,  # tags in packed-refs
         }
+        if not isinstance(packed, dict) and writer.fh is None:  # nothing will be written:
+            packed = self._packed_section({"packed_section": packed})  # keep the map here
+        if isinstance(packed, dict):
+            section: bytes | tuple[int, int, int, bytes] = marshal.dumps(packed)
+        else:
+            assert self._fd is not None
+            section = (self._fd, *packed)
+        fd, self._models, self._memory = writer.finish(header, section)
         self._close()
-        self._fd, self._models, self._memory = writer.finish(header, marshal.dumps(packed))
-        self._listed = (packed, loose)
+        self._fd = fd
+        if isinstance(packed, dict):
+            self._listed, self._hit_header = (packed, loose), None
+        else:  # the copied section is read only if the listing is asked for
+            self._listed, self._hit_header = None, header
 
 
 class _Writer:
@@ -745,16 +763,29 @@ class _Writer:
         self.memory[model] = raw
         self.models[model] = (0, len(raw), digest, data)
 
-    def finish(self, header: dict[str, Any], packed_raw: bytes
+    def finish(self, header: dict[str, Any], packed: bytes | tuple[int, int, int, bytes]
                ) -> tuple[int | None, dict[str, tuple[int, int, bytes, Any]], dict[str, bytes]]:
-        """(a descriptor to read the sections from, the models' entries, sections in memory)."""
-        header["packed_section"] = (self.pos, len(packed_raw), _digest(packed_raw))
+        """(a descriptor to read the sections from, the models' entries, sections in memory).
+        ``packed`` is the packed listing's section, or (descriptor, offset, length, digest) of
+        one to copy."""
+        if isinstance(packed, tuple) and (self.fh is None
+                                          or not self._copy_range(packed[0], *packed[1:3])):
+            packed = os.pread(packed[0], packed[2], packed[1])  # no kernel copy: read it
+        if isinstance(packed, tuple):
+            length, digest = packed[2], packed[3]
+            self.pos += length  # copied already
+            start = self.pos - length
+        else:
+            length, digest = len(packed), _digest(packed)
+            start = self.pos
+        header["packed_section"] = (start, length, digest)
         header["models"] = self.models
         header_raw = marshal.dumps(header)
         if self.fh is not None:
             try:
-                offset = self.pos + len(packed_raw)
-                self.fh.write(packed_raw)
+                offset = start + length
+                if not isinstance(packed, tuple):
+                    self.fh.write(packed)
                 self.fh.write(header_raw)
                 self.fh.write(_TRAILER.pack(offset, len(header_raw), _digest(header_raw), MAGIC))
                 self.fh.flush()
@@ -788,7 +819,26 @@ def _has_symrefs(refs: dict[str, str]) -> bool:
     return any(oid.startswith("ref: ") for oid in refs.values())
 
 
-def _one(name: str, packed: dict[str, str], loose: dict[str, str]) -> str | None:
+class _PackedText:
+    """packed-refs as it was when the index was written (its stamp unchanged), asked name by
+    name: a few searches of its text cost less than loading the 100,000-name map."""
+
+    def __init__(self, git_dir: Path) -> None:
+        try:
+            self.text = (git_dir / "packed-refs").read_bytes()
+        except FileNotFoundError:
+            self.text = b""
+
+    def get(self, name: str) -> str | None:
+        needle = b" refs/tags/" + name.encode("utf-8", "surrogateescape") + b"\n"
+        at = self.text.find(needle)
+        if at < 0:
+            return None
+        oid = self.text[self.text.rfind(b"\n", 0, at) + 1:at].decode("ascii", "replace")
+        return oid if re.fullmatch(r"[0-9a-f]{40,64}", oid) else None
+
+
+def _one(name: str, packed: Any, loose: dict[str, str]) -> str | None:
     """What tag ``name`` points at (no symbolic refs around): a loose ref wins over a packed
     one; an unreadable loose ref ('') hides the packed one and is no tag."""
     oid = loose[name] if name in loose else packed.get(name)
