@@ -861,7 +861,7 @@ def describe_ref(ref: str, start: Path | None = None) -> dict[str, Any]:
         raise UsageError(f"{ref} is not a tag, so not a registry event", hint=hint)
     if parsed is None or parsed.kind == T.CREATE:
         raise UsageError(f"'{name}' is not a registry event", hint=hint)
-    records = read_tags(ws.root)
+    records = read_tags(ws.root, T.ref_patterns(parsed.model))  # the model's tags only
     record = next((r for r in records if r.name == name), None)
     if record is None:
         raise UsageError(f"there is no tag '{name}' in this repository",

@@ -207,7 +207,8 @@ class EventTag:
 def event_tags(root: Path, model: str | None = None) -> list[EventTag]:
     """Every annotated tag on a commit whose name is a registry event (the tags the registry
     folds; lightweight and ``@created`` tags are no events), in name order."""
-    out = git(root, "for-each-ref", f"--format={_FORMAT}", "refs/tags")
+    patterns = T.ref_patterns(model) if model is not None else ["refs/tags"]
+    out = git(root, "for-each-ref", f"--format={_FORMAT}", *patterns)
     fields = out.decode("utf-8", errors="replace").split("\0")
     width = len(_FIELDS)
     found = []

@@ -133,8 +133,10 @@ def test_a_paced_load_lets_a_waiting_thread_run_midway(tmp_path: Path) -> None:
         assert loaded[1] == rows
         return seen[0]
 
-    assert woken_during_load(pace=False) is False
-    assert woken_during_load(pace=True) is True
+    # The control: a load at full speed keeps the GIL to the end. A busy machine can still
+    # hand it over at a file read now and then, so the control needs one clean run of five.
+    assert any(woken_during_load(pace=False) is False for _ in range(5))
+    assert all(woken_during_load(pace=True) for _ in range(3))
 
 
 @pytest.mark.parametrize("fmt", ["sklearn-pickle", "joblib"])

@@ -91,7 +91,9 @@ def models(data: dict[str, Any]) -> dict[str, Any]:
         "iris": LogisticRegression(max_iter=1000).fit(*_xy(iris)),
         "ridge": Ridge(alpha=1.0).fit(*_xy(diabetes)),
         "lr": LogisticRegression(max_iter=5000).fit(*_xy(cancer)),
-        "slow": RandomForestClassifier(n_estimators=300, random_state=0).fit(*_xy(cancer)),
+        # single-row p95 about 60 ms on a quiet 2-core machine (300 trees: 14 ms, under the
+        # 25 ms gate of the latency test); logistic regression stays under 15 ms even loaded
+        "slow": RandomForestClassifier(n_estimators=1500, random_state=0).fit(*_xy(cancer)),
     }
 
 
@@ -322,8 +324,8 @@ def test_a_slow_model_fails_the_latency_gate_a_fast_one_passes(
         registry: Path, data: dict[str, Any], models: dict[str, Any]) -> None:
     # Tighten the staging latency gate (gates are under the governance pin: accept it). The
     # brief's 5 ms is too tight for a LogisticRegression on a loaded 2-core machine (single-row
-    # p95 was seen at 2-15 ms); a 300-tree forest takes 30-180 ms per row, so 25 ms separates
-    # them.
+    # p95 was seen at 2-15 ms); a 1,500-tree forest takes 60 ms and more per row, so 25 ms
+    # separates them.
     cfg = config(registry)
     cfg["environments"]["staging"]["gates"]["latency_p95_ms"] = {"max": 25}
     write(registry / ".mlops" / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))

@@ -91,12 +91,13 @@ def _record(chunk: list[str]) -> TagRecord | None:
     )
 
 
-def read_tags(root: Path) -> list[TagRecord]:
-    """Every tag pointing at a commit, in one git call. Lightweight ones come back with
-    ``annotated=False``: they are no events (GTO ignores them) but still count for counters.
-    An annotated tag of an annotated tag is peeled to its commit (one more git call, made only
-    when such tags exist); one that ends at a tree or blob is dropped."""
-    out = git(root, "for-each-ref", f"--format={_FORMAT}", "refs/tags")
+def read_tags(root: Path, patterns: Sequence[str] = ("refs/tags",)) -> list[TagRecord]:
+    """Every tag pointing at a commit (of those ``patterns`` match: ``tags.ref_patterns`` for
+    one model's), in one git call. Lightweight ones come back with ``annotated=False``: they
+    are no events (GTO ignores them) but still count for counters. An annotated tag of an
+    annotated tag is peeled to its commit (one more git call, made only when such tags exist);
+    one that ends at a tree or blob is dropped."""
+    out = git(root, "for-each-ref", f"--format={_FORMAT}", *patterns)
     fields = out.decode("utf-8", errors="replace").split("\0")
     width = len(_FIELDS)
     chunks = [fields[i : i + width] for i in range(0, len(fields) - width + 1, width)]

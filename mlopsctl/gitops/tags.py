@@ -99,6 +99,13 @@ def name_of_path_part(part: str) -> str | None:
     return name if path_part(name) == part else None
 
 
+def ref_patterns(model: str) -> list[str]:
+    """``git for-each-ref`` patterns matching exactly the tags of ``model`` (GTO's names hold no
+    glob character)."""
+    spelled = model.replace(":", "=")
+    return [f"refs/tags/{spelled}@*", f"refs/tags/{spelled}#*"]
+
+
 def format_tag(event: TagEvent) -> str:
     """Spell ``event`` as a GTO tag name. Raises UsageError on names outside our subset."""
     check_name(event.model)
