@@ -28,6 +28,7 @@ MLOPSCTL = str(VENV_BIN / "mlopsctl")
 PYTHON = str(VENV_BIN / "python")
 GIT = shutil.which("git") or "git"
 WHO = "Bench Mark <bench@example.com>"
+SHA_MARK, MD5_MARK = "fedcba9876543210" * 4, "0123456789abcdef" * 2  # filled in per version
 
 
 def make_env(home: Path, pycache: Path) -> dict[str, str]:
@@ -83,10 +84,10 @@ def build(repo: Path, env: dict[str, str], models: int, versions: int,
     template = mf.dump(mf.VersionManifest(
         model="MODEL", version="VERSION", parent_version="PARENT",
         created_at="2027-01-15T08:00:00Z", created_by=WHO, message="retrained",
-        artifact=mf.ArtifactInfo(path="model.pkl", format="sklearn-pickle", sha256="S" * 64,
+        artifact=mf.ArtifactInfo(path="model.pkl", format="sklearn-pickle", sha256=SHA_MARK,
                                  size=20_000, stored=mf.Stored(
                                      codec="zstd", level=3, cipher="aes-256-gcm",
-                                     key_id=key_id, size=9_000, md5="D" * 32)),
+                                     key_id=key_id, size=9_000, md5=MD5_MARK)),
         metrics={"accuracy": 0.9, "f1": 0.88}, policy_hash=policy_hash,
         lineage=mf.Lineage(code_commit="0" * 40, params={"C": 1.0}))).decode()
     t = 1_800_000_000
@@ -104,7 +105,7 @@ def build(repo: Path, env: dict[str, str], models: int, versions: int,
             sha = hashlib.sha256(f"{model} {version}".encode()).hexdigest()
             md5 = hashlib.md5(f"{model} {version} blob".encode()).hexdigest()
             manifest = (template.replace("MODEL", model).replace("VERSION", version)
-                        .replace("S" * 64, sha).replace("D" * 32, md5))
+                        .replace(SHA_MARK, sha).replace(MD5_MARK, md5))
             parent = f"0.{j - 1}.0" if j > 1 else None
             manifest = (manifest.replace("PARENT", parent) if parent else
                         "".join(line + "\n" for line in manifest.splitlines()
