@@ -42,8 +42,8 @@ from mlopsctl import manifests as mf
 from mlopsctl import registry as reg
 from mlopsctl.errors import MlopsError
 from mlopsctl.gitops import tags as T
-from mlopsctl.gitops.refstate import RefsDigest, RefsReader, cat_file, read_objects
-from mlopsctl.gitops.tagindex import needs_commit_times
+from mlopsctl.gitops.refstate import RefsDigest, RefsReader
+from mlopsctl.gitops.tagindex import needs_commit_times, read_objects
 from mlopsctl.progress import Reporter
 from mlopsctl.project import Project
 from mlopsctl.views import EVENT_NAMES
@@ -834,7 +834,7 @@ def _manifests_at(project: Project, model: str, entries: list[reg.VersionEntry]
         return {}
     oids = {version: line.strip() for (version, _), line in zip(specs, out, strict=False)
             if "missing" not in line}
-    objects = cat_file(project.root, oids.values())
+    objects = read_objects(project.root, project.ws.git_dir, oids.values())
     found: dict[str, mf.VersionManifest] = {}
     for version, oid in oids.items():
         if oid in objects:

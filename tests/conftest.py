@@ -113,3 +113,24 @@ def cli_subprocess(*args: str, cwd: Path, env: dict[str, str] | None = None,
     """Run the real `python -m mlopsctl` in a subprocess (for races, kills and start-up)."""
     return subprocess.run([sys.executable, "-m", "mlopsctl", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+# --- driving the CLI in a given clone (team, remote and S3 tests) ----------------------------
+
+
+def run_in(where: Path, *args: str | os.PathLike[str]) -> Result:
+    """`mlopsctl ARGS...` run in ``where`` (one of several clones)."""
+    with chdir(where):
+        return run(*args)
+
+
+def ok_in(where: Path, *args: str | os.PathLike[str]) -> Result:
+    result = run_in(where, *args)
+    assert result.code == 0, f"mlopsctl {' '.join(map(str, args))} in {where.name}: {result.err}"
+    return result
+
+
+def bump_in(where: Path, version: str, content: bytes, model: str = "m") -> None:
+    """Register ``content`` as ``model`` ``version`` in the clone ``where``."""
+    (where / "model.bin").write_bytes(content)
+    ok_in(where, "bump", model, "--artifact", "model.bin", "--version", version, "-m", version)

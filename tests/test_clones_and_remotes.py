@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import Result, chdir, git, make_repo, run
+from conftest import Result, git, make_repo
+from conftest import bump_in as bump
+from conftest import ok_in as ok
+from conftest import run_in as on
 
 DVC = Path(sys.executable).parent / "dvc"
 
@@ -24,22 +27,6 @@ DVC = Path(sys.executable).parent / "dvc"
 class Team(NamedTuple):
     shared: Path  # the bare repository
     a: Path  # the clone that made the registry
-
-
-def on(where: Path, *args: str | os.PathLike[str]) -> Result:
-    with chdir(where):
-        return run(*args)
-
-
-def ok(where: Path, *args: str | os.PathLike[str]) -> Result:
-    result = on(where, *args)
-    assert result.code == 0, f"mlopsctl {' '.join(map(str, args))} in {where.name}: {result.err}"
-    return result
-
-
-def bump(where: Path, version: str, content: bytes) -> None:
-    (where / "model.bin").write_bytes(content)
-    ok(where, "bump", "m", "--artifact", "model.bin", "--version", version)
 
 
 def clone(team: Team, name: str) -> Path:

@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from conftest import Result, chdir, git, make_repo, run
+from conftest import Result, git, make_repo
+from conftest import bump_in as bump
+from conftest import ok_in as ok
+from conftest import run_in as on
 
 DVC = Path(sys.executable).parent / "dvc"
 
@@ -88,22 +91,6 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3:
     client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     client.create_bucket(Bucket=bucket)
     return S3(moto_endpoint, bucket, client)
-
-
-def on(where: Path, *args: str | os.PathLike[str]) -> Result:
-    with chdir(where):
-        return run(*args)
-
-
-def ok(where: Path, *args: str | os.PathLike[str]) -> Result:
-    result = on(where, *args)
-    assert result.code == 0, f"mlopsctl {' '.join(map(str, args))}: {result.err}"
-    return result
-
-
-def bump(where: Path, version: str, content: bytes) -> None:
-    (where / "model.bin").write_bytes(content)
-    ok(where, "bump", "m", "--artifact", "model.bin", "--version", version)
 
 
 def md5_of(where: Path, version: str) -> str:

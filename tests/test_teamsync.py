@@ -6,12 +6,14 @@ remote, as two clones on one machine do."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import Result, chdir, git, make_repo, run
+from conftest import bump_in as bump
+from conftest import git, make_repo
+from conftest import ok_in as ok
+from conftest import run_in as on
 
 from mlopsctl.gitops.notes import merge_note, read_note
 from mlopsctl.teamsync import merge_docs
@@ -21,22 +23,6 @@ class Team(NamedTuple):
     shared: Path  # the bare repository both clones push to
     a: Path
     b: Path
-
-
-def on(where: Path, *args: str | os.PathLike[str]) -> Result:
-    with chdir(where):
-        return run(*args)
-
-
-def ok(where: Path, *args: str | os.PathLike[str]) -> Result:
-    result = on(where, *args)
-    assert result.code == 0, f"mlopsctl {' '.join(map(str, args))} in {where.name}: {result.err}"
-    return result
-
-
-def bump(where: Path, version: str, content: bytes) -> None:
-    (where / "model.bin").write_bytes(content)
-    ok(where, "bump", "m", "--artifact", "model.bin", "--version", version, "-m", version)
 
 
 def commit_of(where: Path, tag: str) -> str:

@@ -15,22 +15,17 @@ Repositories in the reftable format (no loose files to stat) fall back to one
 from __future__ import annotations
 
 import os
-import subprocess
 import time
-import zlib
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import NamedTuple
 
 from mlopsctl.gitops.git import git
 from mlopsctl.gitops.refs import TagRecord
+from mlopsctl.gitops.tagindex import committer_time, parse_tag_object, read_objects, tag_target
 
 Stamp = tuple[int, int, int]  # (inode, mtime_ns, size); (0, 0, -1) when absent
 _ABSENT: Stamp = (0, 0, -1)
-_SIGNATURES = (b"-----BEGIN PGP SIGNATURE-----", b"-----BEGIN SSH SIGNATURE-----",
-               b"-----BEGIN SIGNED MESSAGE-----")
-
 
 def stamp(path: Path) -> Stamp:
     try:
@@ -279,12 +274,12 @@ class RefsReader:
         commits_needed = set()
         for kind, body in objects.values():
             if kind == "tag":
-                target, target_type = _tag_target(body)
+                target, target_type = tag_target(body)
                 if target_type == "commit" and target not in self._commit_times:
                     commits_needed.add(target)
         for oid, (kind, body) in read_objects(self.root, self.git_dir, commits_needed).items():
             if kind == "commit":
-                self._commit_times[oid] = _committer_time(body)
+                self._commit_times[oid] = committer_time(body)
         for name, found in wanted.items():
             if found is None:
                 self._records.pop(name, None)
@@ -293,30 +288,12 @@ class RefsReader:
             self._records[name] = (found, self._record(name, found, kind, body))
 
     def _record(self, name: str, oid: str, kind: str, body: bytes) -> TagRecord | None:
-        if kind == "commit":
-            return TagRecord(name, "", oid, "", "", 0, "", "", annotated=False)
-        if kind != "tag":
+        record, inner = parse_tag_object(name, oid, kind, body)
+        if record is None or inner is not None:  # a tag of a tag is no event here
             return None
-        header, _, message = body.partition(b"\n\n")
-        fields: dict[bytes, bytes] = {}
-        for line in header.split(b"\n"):
-            key, _, value = line.partition(b" ")
-            fields.setdefault(key, value)
-        if fields.get(b"type") != b"commit" or b"tagger" not in fields:
-            return None
-        tagger_name, email, ts, tz = _split_ident(fields[b"tagger"])
-        for marker in _SIGNATURES:
-            at = message.find(b"\n" + marker)
-            if message.startswith(marker):
-                at = 0
-            if at >= 0:
-                message = message[: at + (1 if at else 0)]
-                break
-        target = fields[b"object"].decode()
-        return TagRecord(name=name, tag_sha=oid, commit=target, tagger_name=tagger_name,
-                         tagger_email=email, timestamp=ts, tz=tz,
-                         message=message.decode("utf-8", "replace"),
-                         commit_time=self._commit_times.get(target, 0))
+        if not record.annotated:
+            return record
+        return record._replace(commit_time=self._commit_times.get(record.commit, 0))
 
 
 RACY_NS = 100_000_000  # 0.1 s: well above any file system's timestamp granularity
@@ -333,93 +310,3 @@ def _read_ref(path: Path) -> str | None:
     except OSError:
         return None
     return None if not text or text.startswith("ref:") else text
-
-
-def read_objects(root: Path, git_dir: Path, oids: Iterable[str]) -> dict[str, tuple[str, bytes]]:
-    """oid -> (type, content): loose objects straight from ``objects/`` (a new tag is loose,
-    and inflating it costs microseconds, against milliseconds for starting git), the rest with
-    one ``git cat-file --batch``."""
-    out: dict[str, tuple[str, bytes]] = {}
-    rest = []
-    for oid in oids:
-        found = _loose_object(git_dir, oid)
-        if found is None:
-            rest.append(oid)
-        else:
-            out[oid] = found
-    out.update(cat_file(root, rest))
-    return out
-
-
-def _loose_object(git_dir: Path, oid: str) -> tuple[str, bytes] | None:
-    try:
-        raw = (git_dir / "objects" / oid[:2] / oid[2:]).read_bytes()
-        data = zlib.decompress(raw)
-    except (OSError, zlib.error, IndexError):
-        return None
-    header, _, body = data.partition(b"\0")
-    kind, _, size = header.decode("ascii", "replace").partition(" ")
-    if not size.isdigit() or int(size) != len(body):
-        return None
-    return kind, body
-
-
-def cat_file(root: Path, oids: Iterable[str]) -> dict[str, tuple[str, bytes]]:
-    """oid -> (type, content) for every object, in one ``git cat-file --batch``."""
-    wanted = sorted(set(oids))
-    if not wanted:
-        return {}
-    proc = subprocess.run(["git", "cat-file", "--batch"], cwd=root, check=True,
-                          input=("\n".join(wanted) + "\n").encode(), capture_output=True)
-    data = proc.stdout
-    out: dict[str, tuple[str, bytes]] = {}
-    pos = 0
-    while pos < len(data):
-        end = data.index(b"\n", pos)
-        header = data[pos:end].decode().split(" ")
-        pos = end + 1
-        if len(header) < 3 or header[1] == "missing":
-            continue
-        size = int(header[2])
-        out[header[0]] = (header[1], data[pos: pos + size])
-        pos += size + 1
-    return out
-
-
-def _tag_target(body: bytes) -> tuple[str, str]:
-    target = kind = ""
-    for line in body.split(b"\n", 3)[:3]:
-        if line.startswith(b"object "):
-            target = line[7:].decode()
-        elif line.startswith(b"type "):
-            kind = line[5:].decode()
-    return target, kind
-
-
-def _committer_time(body: bytes) -> int:
-    for line in body.split(b"\n\n", 1)[0].split(b"\n"):
-        if line.startswith(b"committer "):
-            return _split_ident(line[10:])[2]
-    return 0
-
-
-def _split_ident(value: bytes) -> tuple[str, str, int, str]:
-    """``Name <email> 1700000000 +0100`` -> (name, email, unix time, '+0100')."""
-    text = value.decode("utf-8", "replace")
-    name, _, rest = text.partition(" <")
-    email, _, when = rest.rpartition("> ")
-    ts, _, tz = when.partition(" ")
-    try:
-        return name, email, int(ts), tz or "+0000"
-    except ValueError:
-        return name, email, 0, "+0000"
-
-
-def _iso_unused(ts: int, tz: str) -> str:
-    """Git's ``iso-strict`` date: local time in the tagger's zone, with the offset."""
-    try:
-        sign = -1 if tz.startswith("-") else 1
-        offset = timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5])) * sign
-    except (ValueError, IndexError):
-        offset = timedelta(0)
-    return datetime.fromtimestamp(ts, timezone(offset)).isoformat()

@@ -222,7 +222,7 @@ def parse_tag_object(name: str, oid: str, kind: str, body: bytes
     return record, (record.commit if target_type == b"tag" else None)
 
 
-def _committer_time(body: bytes) -> int:
+def committer_time(body: bytes) -> int:
     for line in body.split(b"\n\n", 1)[0].split(b"\n"):
         if line.startswith(b"committer "):
             return _split_ident(line[10:])[2]
@@ -311,7 +311,7 @@ def read_objects(root: Path, git_dir: Path, oids: Iterable[str]) -> dict[str, tu
     return found
 
 
-def _tag_target(body: bytes) -> tuple[str, str]:
+def tag_target(body: bytes) -> tuple[str, str]:
     """(object, type) a tag object points at."""
     target = kind = ""
     for line in body.split(b"\n", 3)[:3]:
@@ -335,7 +335,7 @@ def _finish(root: Path, git_dir: Path, pairs: list[Pair], inner: dict[str, str])
         todo = set()
         for oid, (kind, body) in objects.items():
             if kind == "tag":
-                points_at[oid] = _tag_target(body)
+                points_at[oid] = tag_target(body)
                 if points_at[oid][1] == "tag":
                     todo.add(points_at[oid][0])
     peeled: dict[str, str | None] = {}
@@ -357,7 +357,7 @@ def _finish(root: Path, git_dir: Path, pairs: list[Pair], inner: dict[str, str])
     if _needs_commit_times(out):
         wanted = {r.commit for r, _ in out if r.annotated and not r.commit_time}
         commits = read_objects(root, git_dir, wanted)
-        out = [(r._replace(commit_time=_committer_time(commits[r.commit][1])), p)
+        out = [(r._replace(commit_time=committer_time(commits[r.commit][1])), p)
                if r.commit in wanted and commits.get(r.commit, ("",))[0] == "commit" else (r, p)
                for r, p in out]
     return out
